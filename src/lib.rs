@@ -1,0 +1,13 @@
+//! rulec: a compiler for declarative LLM routing policies.
+//!
+//! The stages run one way: [`load`] (YAML with spans) → [`syntax`] (the rule language)
+//! → [`policy`] (the typed policy model) → [`check`] (names, types, capabilities,
+//! numbers). Every stage reports [`diag::Diagnostic`]s; only [`diag::render`] formats them.
+
+pub mod check;
+pub mod diag;
+pub mod load;
+pub mod policy;
+pub mod source;
+pub mod syntax;
+pub mod driver;
