@@ -6,8 +6,8 @@
 
 pub mod check;
 pub mod diag;
+pub mod driver;
 pub mod load;
 pub mod policy;
 pub mod source;
 pub mod syntax;
-pub mod driver;

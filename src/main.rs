@@ -10,7 +10,11 @@ use rulec::diag::{render, Code};
 use rulec::driver;
 
 #[derive(Parser)]
-#[command(name = "rulec", version, about = "Check, compile and serve LLM routing policies")]
+#[command(
+    name = "rulec",
+    version,
+    about = "Check, compile and serve LLM routing policies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,9 @@ fn check(args: CheckArgs) -> ExitCode {
             let color = match args.color {
                 Color::Always => true,
                 Color::Never => false,
-                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
             };
             render::human(&checked.sources, diags, color)
         }

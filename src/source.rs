@@ -95,7 +95,10 @@ impl SourceFile {
             .line_starts
             .get(line)
             .map_or(self.text.len(), |e| e.saturating_sub(1));
-        self.text.get(start..end).unwrap_or("").trim_end_matches('\r')
+        self.text
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end_matches('\r')
     }
 }
 

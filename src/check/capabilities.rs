@@ -12,11 +12,17 @@ use super::schema::Schema;
 pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     for attr in schema.attrs.iter().filter(|a| !a.requires.is_empty()) {
         for rule in policy.routing.iter().flat_map(|r| &r.rules) {
-            let (Some(cond), Some(target)) = (&rule.condition, &rule.target) else { continue };
-            let Some(values) = selected_values(&cond.expr, &attr.name) else { continue };
+            let (Some(cond), Some(target)) = (&rule.condition, &rule.target) else {
+                continue;
+            };
+            let Some(values) = selected_values(&cond.expr, &attr.name) else {
+                continue;
+            };
             let models = syms.target_models(target);
             for (value, range) in values {
-                let Some((_, needed)) = attr.requires.iter().find(|(v, _)| *v == value) else { continue };
+                let Some((_, needed)) = attr.requires.iter().find(|(v, _)| *v == value) else {
+                    continue;
+                };
                 for model in &models {
                     let missing: Vec<&String> = needed
                         .iter()
@@ -25,11 +31,19 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
                     if missing.is_empty() {
                         continue;
                     }
-                    let list = missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+                    let list = missing
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let able: Vec<&str> = syms
                         .models
                         .values()
-                        .filter(|m| needed.iter().all(|cap| m.capabilities.iter().any(|c| &c.value == cap)))
+                        .filter(|m| {
+                            needed
+                                .iter()
+                                .all(|cap| m.capabilities.iter().any(|c| &c.value == cap))
+                        })
                         .map(|m| m.name.value.as_str())
                         .collect();
                     let help = match able.first() {
@@ -39,17 +53,31 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
                     let have = if model.capabilities.is_empty() {
                         "no capabilities".to_string()
                     } else {
-                        model.capabilities.iter().map(|c| c.value.as_str()).collect::<Vec<_>>().join(", ")
+                        model
+                            .capabilities
+                            .iter()
+                            .map(|c| c.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     diags.push(
                         Diagnostic::new(
                             Code::MissingCapability,
                             cond.node.value_span(range.clone()),
-                            format!("`{value}` tasks go to `{}`, which lacks {list}", model.name.value),
+                            format!(
+                                "`{value}` tasks go to `{}`, which lacks {list}",
+                                model.name.value
+                            ),
                         )
                         .primary_label(format!("`{value}` requires {list}"))
-                        .label(target.name().span, format!("routed to `{}` here", target.name().value))
-                        .label(model.name.span, format!("`{}` has {have}", model.name.value))
+                        .label(
+                            target.name().span,
+                            format!("routed to `{}` here", target.name().value),
+                        )
+                        .label(
+                            model.name.span,
+                            format!("`{}` has {have}", model.name.value),
+                        )
                         .help(help),
                     );
                 }
@@ -61,7 +89,10 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
     for decl in &policy.request {
         for (value, caps) in &decl.requires {
             for cap in caps {
-                let provided = policy.models.iter().any(|m| m.capabilities.iter().any(|c| c.value == cap.value));
+                let provided = policy
+                    .models
+                    .iter()
+                    .any(|m| m.capabilities.iter().any(|c| c.value == cap.value));
                 if provided {
                     continue;
                 }
@@ -70,13 +101,18 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
                     .iter()
                     .flat_map(|m| m.capabilities.iter().map(|c| c.value.as_str()))
                     .collect();
-                let help = crate::diag::suggest::did_you_mean(&cap.value, all)
-                    .unwrap_or_else(|| format!("add a model with `{}`, or correct the name", cap.value));
+                let help =
+                    crate::diag::suggest::did_you_mean(&cap.value, all).unwrap_or_else(|| {
+                        format!("add a model with `{}`, or correct the name", cap.value)
+                    });
                 diags.push(
                     Diagnostic::new(
                         Code::UnprovidedCapability,
                         cap.span,
-                        format!("no model provides `{}`, which `{}` requires", cap.value, value.value),
+                        format!(
+                            "no model provides `{}`, which `{}` requires",
+                            cap.value, value.value
+                        ),
                     )
                     .primary_label("provided by no model")
                     .help(help),

@@ -64,7 +64,9 @@ impl Checker<'_> {
             Expr::Or(items, _) | Expr::And(items, _) => items.iter().for_each(|i| self.expr(i)),
             Expr::Not(inner, _) => self.expr(inner),
             Expr::Bare(op) => self.bare(op),
-            Expr::Compare { left, op, right, .. } => self.compare(left, *op, right),
+            Expr::Compare {
+                left, op, right, ..
+            } => self.compare(left, *op, right),
             Expr::In {
                 operand,
                 negated,
@@ -94,7 +96,9 @@ impl Checker<'_> {
     fn bare(&mut self, op: &Operand) {
         match op {
             Operand::Attr(name, pos) => {
-                let Some(a) = self.attr(name, &pos.0) else { return };
+                let Some(a) = self.attr(name, &pos.0) else {
+                    return;
+                };
                 if a.ty != Ty::Bool {
                     let d = Diagnostic::new(
                         Code::InvalidOperator,
@@ -134,9 +138,13 @@ impl Checker<'_> {
     fn compare(&mut self, left: &Operand, op: CmpOp, right: &Operand) {
         match (left, right) {
             (Operand::Attr(a, ap), Operand::Lit(lit)) => self.attr_vs_lit(a, &ap.0, op, lit),
-            (Operand::Lit(lit), Operand::Attr(a, ap)) => self.attr_vs_lit(a, &ap.0, op.flipped(), lit),
+            (Operand::Lit(lit), Operand::Attr(a, ap)) => {
+                self.attr_vs_lit(a, &ap.0, op.flipped(), lit)
+            }
             (Operand::Attr(a, ap), Operand::Attr(b, bp)) => {
-                let (Some(x), Some(y)) = (self.attr(a, &ap.0), self.attr(b, &bp.0)) else { return };
+                let (Some(x), Some(y)) = (self.attr(a, &ap.0), self.attr(b, &bp.0)) else {
+                    return;
+                };
                 let same = match (&x.ty, &y.ty) {
                     (Ty::Enum(_) | Ty::String, Ty::Enum(_) | Ty::String) => true,
                     (Ty::Int | Ty::Number, Ty::Int | Ty::Number) => true,
@@ -174,7 +182,11 @@ impl Checker<'_> {
             let d = Diagnostic::new(
                 Code::InvalidOperator,
                 self.span(range),
-                format!("`{}` has no order: `{}` does not apply", attr.name, op.as_str()),
+                format!(
+                    "`{}` has no order: `{}` does not apply",
+                    attr.name,
+                    op.as_str()
+                ),
             )
             .primary_label(format!("`{}` is {}", attr.name, attr.ty.describe()))
             .help("use `==`, `!=` or `in [...]`");
@@ -186,18 +198,29 @@ impl Checker<'_> {
 
     /// Checks `attr OP lit`; `op` is oriented with the attribute on the left.
     fn attr_vs_lit(&mut self, name: &str, apos: &std::ops::Range<usize>, op: CmpOp, lit: &Literal) {
-        let Some(attr) = self.attr(name, apos) else { return };
+        let Some(attr) = self.attr(name, apos) else {
+            return;
+        };
         if !self.literal_fits(&attr, apos, lit) {
             return;
         }
-        if !self.ordering(&attr, op, &(apos.start.min(lit.pos.0.start)..apos.end.max(lit.pos.0.end))) {
+        if !self.ordering(
+            &attr,
+            op,
+            &(apos.start.min(lit.pos.0.start)..apos.end.max(lit.pos.0.end)),
+        ) {
             return;
         }
         self.range_check(&attr, apos, op, lit);
     }
 
     /// Whether a literal has the attribute's type (reporting E030/E031 when not).
-    fn literal_fits(&mut self, attr: &AttrInfo, apos: &std::ops::Range<usize>, lit: &Literal) -> bool {
+    fn literal_fits(
+        &mut self,
+        attr: &AttrInfo,
+        apos: &std::ops::Range<usize>,
+        lit: &Literal,
+    ) -> bool {
         let ok = matches!(
             (&attr.ty, &lit.value),
             (Ty::String | Ty::Enum(_), Value::Str(_))
@@ -209,7 +232,9 @@ impl Checker<'_> {
         );
         if !ok {
             let help = match (&attr.ty, &lit.value) {
-                (Ty::Duration, Value::Num(n)) => format!("durations need a unit: `{n}ms` or `{n}s`"),
+                (Ty::Duration, Value::Num(n)) => {
+                    format!("durations need a unit: `{n}ms` or `{n}s`")
+                }
                 (Ty::Percent, Value::Num(n)) => format!("write a percentage: `{n}%`"),
                 (Ty::String | Ty::Enum(_), v) => format!("quote it: `\"{}\"`", value_to_string(v)),
                 _ => format!("compare with {}", attr.ty.describe()),
@@ -217,7 +242,12 @@ impl Checker<'_> {
             let d = Diagnostic::new(
                 Code::TypeMismatch,
                 self.span(&lit.pos.0),
-                format!("`{}` is {}, but this is {}", attr.name, attr.ty.describe(), value_kind(&lit.value)),
+                format!(
+                    "`{}` is {}, but this is {}",
+                    attr.name,
+                    attr.ty.describe(),
+                    value_kind(&lit.value)
+                ),
             )
             .primary_label(format!("expected {}", attr.ty.describe()))
             .label(self.span(apos), format!("{}", attr.ty.describe()))
@@ -227,10 +257,17 @@ impl Checker<'_> {
         }
         if let (Ty::Enum(values), Value::Str(s)) = (&attr.ty, &lit.value) {
             if !values.contains(s) {
-                let listed = values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+                let listed = values
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let help = match did_you_mean(s, values.iter().map(String::as_str)) {
                     Some(dym) => dym,
-                    None => format!("`{}` is one of {listed}; declare more values under `request.{}.values`", attr.name, attr.name),
+                    None => format!(
+                        "`{}` is one of {listed}; declare more values under `request.{}.values`",
+                        attr.name, attr.name
+                    ),
                 };
                 let d = Diagnostic::new(
                     Code::ValueNotAllowed,
@@ -247,9 +284,18 @@ impl Checker<'_> {
     }
 
     /// W030 when the literal lies outside the attribute's declared `min`/`max`.
-    fn range_check(&mut self, attr: &AttrInfo, apos: &std::ops::Range<usize>, op: CmpOp, lit: &Literal) {
+    fn range_check(
+        &mut self,
+        attr: &AttrInfo,
+        apos: &std::ops::Range<usize>,
+        op: CmpOp,
+        lit: &Literal,
+    ) {
         let Some(v) = numeric(&lit.value) else { return };
-        let (lo, hi) = (attr.min.unwrap_or(f64::NEG_INFINITY), attr.max.unwrap_or(f64::INFINITY));
+        let (lo, hi) = (
+            attr.min.unwrap_or(f64::NEG_INFINITY),
+            attr.max.unwrap_or(f64::INFINITY),
+        );
         let verdict = match op {
             CmpOp::Lt if v <= lo => Some(false),
             CmpOp::Le if v < lo => Some(false),
@@ -264,7 +310,13 @@ impl Checker<'_> {
             _ => None,
         };
         if let Some(always) = verdict {
-            let range = |x: f64| if x.is_finite() { x.to_string() } else { "∞".to_string() };
+            let range = |x: f64| {
+                if x.is_finite() {
+                    x.to_string()
+                } else {
+                    "∞".to_string()
+                }
+            };
             let d = Diagnostic::new(
                 Code::ConstantCondition,
                 self.span(&(apos.start.min(lit.pos.0.start)..apos.end.max(lit.pos.0.end))),
@@ -296,12 +348,18 @@ impl Checker<'_> {
                 return;
             }
         };
-        let Some(attr) = self.attr(name, apos) else { return };
+        let Some(attr) = self.attr(name, apos) else {
+            return;
+        };
         if list.is_empty() {
             let d = Diagnostic::new(
                 Code::ConstantCondition,
                 self.span(apos),
-                format!("`{name} {}in []` is always {}", if negated { "not " } else { "" }, negated),
+                format!(
+                    "`{name} {}in []` is always {}",
+                    if negated { "not " } else { "" },
+                    negated
+                ),
             )
             .primary_label("empty list")
             .help("list the values to test for");
@@ -315,7 +373,13 @@ impl Checker<'_> {
                 let d = Diagnostic::new(
                     Code::DuplicateListValue,
                     self.span(&lit.pos.0),
-                    format!("`{}` is listed twice", value_to_string(&lit.value)),
+                    format!(
+                        "`{}` is listed twice",
+                        match &lit.value {
+                            Value::Str(s) => s.clone(),
+                            other => value_to_string(other),
+                        }
+                    ),
                 )
                 .primary_label("repeated here")
                 .label(self.span(&first.pos.0), "first listed here")
@@ -336,7 +400,9 @@ pub fn selected_values(expr: &Expr, attr: &str) -> Option<Vec<(String, std::ops:
             right,
             ..
         } => match (left, right) {
-            (Operand::Attr(a, _), Operand::Lit(l)) | (Operand::Lit(l), Operand::Attr(a, _)) if a == attr => {
+            (Operand::Attr(a, _), Operand::Lit(l)) | (Operand::Lit(l), Operand::Attr(a, _))
+                if a == attr =>
+            {
                 match &l.value {
                     Value::Str(s) => Some(vec![(s.clone(), l.pos.0.clone())]),
                     _ => None,
@@ -363,7 +429,10 @@ pub fn selected_values(expr: &Expr, attr: &str) -> Option<Vec<(String, std::ops:
                 if let Some(vals) = selected_values(item, attr) {
                     acc = Some(match acc {
                         None => vals,
-                        Some(prev) => prev.into_iter().filter(|(v, _)| vals.iter().any(|(w, _)| w == v)).collect(),
+                        Some(prev) => prev
+                            .into_iter()
+                            .filter(|(v, _)| vals.iter().any(|(w, _)| w == v))
+                            .collect(),
                     });
                 }
             }

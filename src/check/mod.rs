@@ -29,11 +29,17 @@ pub fn check(policy: &Policy) -> Vec<Diagnostic> {
 /// E041: the fallback must be the single last rule.
 fn routing_order(policy: &Policy, diags: &mut Vec<Diagnostic>) {
     use crate::diag::Code;
-    let Some(routing) = &policy.routing else { return };
+    let Some(routing) = &policy.routing else {
+        return;
+    };
     let fallbacks: Vec<_> = routing.rules.iter().filter(|r| r.is_fallback).collect();
     if let Some(first) = fallbacks.first() {
         if let Some(after) = routing.rules.iter().find(|r| r.index > first.index) {
-            let what = if after.is_fallback { "a second fallback" } else { "rules after the fallback never run" };
+            let what = if after.is_fallback {
+                "a second fallback"
+            } else {
+                "rules after the fallback never run"
+            };
             diags.push(
                 Diagnostic::new(Code::FallbackNotLast, after.span, what)
                     .primary_label("never reached")

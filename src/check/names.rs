@@ -11,14 +11,26 @@ use crate::policy::{DowngradeTo, Model, Name, Policy, Pool, Provider, Target};
 /// Events the gateway itself emits, with what each means; notification routes may
 /// name these or events declared under `events:`.
 pub const GATEWAY_EVENTS: &[(&str, &str)] = &[
-    ("critical_alert", "any critical event: a provider down, a failover, a budget exhausted"),
+    (
+        "critical_alert",
+        "any critical event: a provider down, a failover, a budget exhausted",
+    ),
     ("provider_down", "a provider turned unhealthy"),
     ("provider_recovered", "a provider is healthy again"),
-    ("failover", "traffic moved from the primary provider to a fallback"),
+    (
+        "failover",
+        "traffic moved from the primary provider to a fallback",
+    ),
     ("failover_drill", "the result of a scheduled failover drill"),
-    ("model_switched", "a cost-window rule switched models or providers"),
+    (
+        "model_switched",
+        "a cost-window rule switched models or providers",
+    ),
     ("budget_exceeded", "a session or daily budget ran out"),
-    ("daily_report", "the scheduled digest of the gateway's traffic and costs"),
+    (
+        "daily_report",
+        "the scheduled digest of the gateway's traffic and costs",
+    ),
 ];
 
 /// Declared names, for lookups by the other checks.
@@ -31,8 +43,16 @@ pub struct Symbols<'p> {
 impl<'p> Symbols<'p> {
     pub fn new(policy: &'p Policy) -> Symbols<'p> {
         Symbols {
-            models: policy.models.iter().map(|m| (m.name.value.as_str(), m)).collect(),
-            providers: policy.providers.iter().map(|p| (p.name.value.as_str(), p)).collect(),
+            models: policy
+                .models
+                .iter()
+                .map(|m| (m.name.value.as_str(), m))
+                .collect(),
+            providers: policy
+                .providers
+                .iter()
+                .map(|p| (p.name.value.as_str(), p))
+                .collect(),
             pools: policy
                 .balancing
                 .iter()
@@ -64,22 +84,41 @@ impl<'p> Symbols<'p> {
     }
 }
 
-pub fn undefined<'a>(kind: &str, name: &Name, candidates: impl IntoIterator<Item = &'a str>, declare: &str) -> Diagnostic {
-    let help = did_you_mean(&name.value, candidates).unwrap_or_else(|| format!("declare it {declare}"));
-    Diagnostic::new(Code::UndefinedName, name.span, format!("undefined {kind} `{}`", name.value))
-        .primary_label(format!("no {kind} is declared with this name"))
-        .help(help)
+pub fn undefined<'a>(
+    kind: &str,
+    name: &Name,
+    candidates: impl IntoIterator<Item = &'a str>,
+    declare: &str,
+) -> Diagnostic {
+    let help =
+        did_you_mean(&name.value, candidates).unwrap_or_else(|| format!("declare it {declare}"));
+    Diagnostic::new(
+        Code::UndefinedName,
+        name.span,
+        format!("undefined {kind} `{}`", name.value),
+    )
+    .primary_label(format!("no {kind} is declared with this name"))
+    .help(help)
 }
 
 pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
-    let model_names = || syms.models.keys().copied();
-    let provider_names = || syms.providers.keys().copied();
-    let pool_names = || syms.pools.keys().copied();
+    let d = &policy.declared;
+    let has_model = |n: &str| d.models.iter().any(|m| m == n);
+    let has_provider = |n: &str| d.providers.iter().any(|m| m == n);
+    let has_pool = |n: &str| d.pools.iter().any(|m| m == n);
+    let model_names = || d.models.iter().map(String::as_str);
+    let provider_names = || d.providers.iter().map(String::as_str);
+    let pool_names = || d.pools.iter().map(String::as_str);
     let provider_help = "under `providers:` with its `kind`, `base_url` and `api_key_env`: without it the gateway has no endpoint for it";
 
     for model in &policy.models {
-        if !syms.providers.contains_key(model.provider.value.as_str()) {
-            diags.push(undefined("provider", &model.provider, provider_names(), provider_help));
+        if !has_provider(&model.provider.value) {
+            diags.push(undefined(
+                "provider",
+                &model.provider,
+                provider_names(),
+                provider_help,
+            ));
         }
         if let Some(pool) = syms.pools.get(model.name.value.as_str()) {
             diags.push(
@@ -99,18 +138,18 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
         let Some(target) = &rule.target else { continue };
         let name = target.name();
         let known = match target {
-            Target::Model(_) => syms.models.contains_key(name.value.as_str()),
-            Target::Pool(_) => syms.pools.contains_key(name.value.as_str()),
-            Target::Either(_) => {
-                syms.models.contains_key(name.value.as_str()) || syms.pools.contains_key(name.value.as_str())
-            }
+            Target::Model(_) => has_model(&name.value),
+            Target::Pool(_) => has_pool(&name.value),
+            Target::Either(_) => has_model(&name.value) || has_pool(&name.value),
         };
         if known {
             continue;
         }
         let d = match target {
             Target::Model(_) => undefined("model", name, model_names(), "under `gateway.models`"),
-            Target::Pool(_) => undefined("pool", name, pool_names(), "under `load_balancing.pools`"),
+            Target::Pool(_) => {
+                undefined("pool", name, pool_names(), "under `load_balancing.pools`")
+            }
             Target::Either(_) => undefined(
                 "model or pool",
                 name,
@@ -123,8 +162,13 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
 
     for pool in syms.pools.values() {
         for member in &pool.models {
-            if !syms.models.contains_key(member.value.as_str()) {
-                diags.push(undefined("model", member, model_names(), "under `gateway.models`"));
+            if !has_model(&member.value) {
+                diags.push(undefined(
+                    "model",
+                    member,
+                    model_names(),
+                    "under `gateway.models`",
+                ));
             }
         }
     }
@@ -132,13 +176,23 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     if let Some(sw) = policy.cost.as_ref().and_then(|c| c.switching.as_ref()) {
         for rule in &sw.rules {
             if let Some(DowngradeTo::Model(m)) = rule.downgrade_to.as_ref().map(|d| &d.value) {
-                if !syms.models.contains_key(m.value.as_str()) {
-                    diags.push(undefined("model", m, model_names(), "under `gateway.models`"));
+                if !has_model(&m.value) {
+                    diags.push(undefined(
+                        "model",
+                        m,
+                        model_names(),
+                        "under `gateway.models`",
+                    ));
                 }
             }
             if let Some(m) = &rule.fallback_to {
-                if !syms.models.contains_key(m.value.as_str()) {
-                    diags.push(undefined("model", m, model_names(), "under `gateway.models`"));
+                if !has_model(&m.value) {
+                    diags.push(undefined(
+                        "model",
+                        m,
+                        model_names(),
+                        "under `gateway.models`",
+                    ));
                 }
             }
         }
@@ -147,18 +201,28 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     if let Some(f) = &policy.failover {
         let refs = std::iter::once(&f.primary).chain(f.fallbacks.iter().map(|t| &t.provider));
         for provider in refs {
-            if !syms.providers.contains_key(provider.value.as_str()) {
-                diags.push(undefined("provider", provider, provider_names(), provider_help));
+            if !has_provider(&provider.value) {
+                diags.push(undefined(
+                    "provider",
+                    provider,
+                    provider_names(),
+                    provider_help,
+                ));
             }
         }
     }
 
-    let channel_names: Vec<&str> = policy.channels.iter().map(|c| c.name.value.as_str()).collect();
-    let template_names: Vec<&str> = policy.templates.iter().map(|t| t.name.value.as_str()).collect();
+    let channel_names: Vec<&str> = d.channels.iter().map(String::as_str).collect();
+    let template_names: Vec<&str> = d.templates.iter().map(String::as_str).collect();
     for rule in policy.notifications.iter().flat_map(|n| &n.value) {
         for ch in &rule.channels {
             if !channel_names.contains(&ch.value.as_str()) {
-                diags.push(undefined("channel", ch, channel_names.iter().copied(), "under `channels:`"));
+                diags.push(undefined(
+                    "channel",
+                    ch,
+                    channel_names.iter().copied(),
+                    "under `channels:`",
+                ));
             }
         }
         if let Some(t) = &rule.template {

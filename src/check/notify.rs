@@ -8,7 +8,8 @@ use super::names::GATEWAY_EVENTS;
 
 pub fn check(policy: &Policy, diags: &mut Vec<Diagnostic>) {
     let known = |e: &str| {
-        GATEWAY_EVENTS.iter().any(|(g, _)| *g == e) || policy.events.iter().any(|d| d.name.value == e)
+        GATEWAY_EVENTS.iter().any(|(g, _)| *g == e)
+            || policy.events.iter().any(|d| d.name.value == e)
     };
     let rules: Vec<_> = policy.notifications.iter().flat_map(|n| &n.value).collect();
     for rule in &rules {
@@ -35,7 +36,11 @@ pub fn check(policy: &Policy, diags: &mut Vec<Diagnostic>) {
             );
         }
     }
-    let routed = |e: &str| rules.iter().any(|r| r.event.value == e && !r.channels.is_empty());
+    let routed = |e: &str| {
+        rules
+            .iter()
+            .any(|r| r.event.value == e && !r.channels.is_empty())
+    };
     if let Some(drill) = policy.failover.as_ref().and_then(|f| f.scheduled.as_ref()) {
         if drill.notify.value && !routed("failover_drill") {
             diags.push(

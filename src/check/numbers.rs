@@ -27,28 +27,48 @@ fn out_of_range(span: Span, message: String, label: &str) -> Diagnostic {
 
 fn positive(diags: &mut Vec<Diagnostic>, n: &Spanned<f64>, what: &str) {
     if n.value <= 0.0 {
-        diags.push(out_of_range(n.span, format!("{what} must be greater than zero"), "not positive"));
+        diags.push(out_of_range(
+            n.span,
+            format!("{what} must be greater than zero"),
+            "not positive",
+        ));
     }
 }
 
 fn non_negative(diags: &mut Vec<Diagnostic>, n: &Spanned<f64>, what: &str) {
     if n.value < 0.0 {
-        diags.push(out_of_range(n.span, format!("{what} cannot be negative"), "negative"));
+        diags.push(out_of_range(
+            n.span,
+            format!("{what} cannot be negative"),
+            "negative",
+        ));
     }
 }
 
 fn fraction(diags: &mut Vec<Diagnostic>, n: &Spanned<f64>, what: &str) {
     if !(0.0..=1.0).contains(&n.value) {
         diags.push(
-            out_of_range(n.span, format!("{what} must lie between 0 and 1"), "outside 0 to 1")
-                .help(format!("write a fraction: {} for {}%", n.value / 100.0, n.value)),
+            out_of_range(
+                n.span,
+                format!("{what} must lie between 0 and 1"),
+                "outside 0 to 1",
+            )
+            .help(format!(
+                "write a fraction: {} for {}%",
+                n.value / 100.0,
+                n.value
+            )),
         );
     }
 }
 
 fn nonzero_duration(diags: &mut Vec<Diagnostic>, d: &Spanned<crate::syntax::Duration>, what: &str) {
     if d.value.ms == 0 {
-        diags.push(out_of_range(d.span, format!("{what} must be longer than zero"), "zero"));
+        diags.push(out_of_range(
+            d.span,
+            format!("{what} must be longer than zero"),
+            "zero",
+        ));
     }
 }
 
@@ -58,22 +78,36 @@ fn health(diags: &mut Vec<Diagnostic>, h: &HealthCheck) {
     positive(diags, &h.unhealthy_threshold, "`unhealthy_threshold`");
     if h.timeout.value.ms >= h.interval.value.ms && h.interval.value.ms > 0 {
         diags.push(
-            Diagnostic::new(Code::TimingConflict, h.timeout.span, "the health-check timeout is not shorter than its interval")
-                .primary_label("timeout")
-                .label(h.interval.span, "interval")
-                .help("make the timeout shorter than the interval, or checks overlap"),
+            Diagnostic::new(
+                Code::TimingConflict,
+                h.timeout.span,
+                "the health-check timeout is not shorter than its interval",
+            )
+            .primary_label("timeout")
+            .label(h.interval.span, "interval")
+            .help("make the timeout shorter than the interval, or checks overlap"),
         );
     }
 }
 
 /// Weights: positive, summing to 100 (W060); `counted` names what they are weights of.
-fn weight_sum(diags: &mut Vec<Diagnostic>, weights: &[Spanned<f64>], span: Span, counted: &str, labels: bool) {
+fn weight_sum(
+    diags: &mut Vec<Diagnostic>,
+    weights: &[Spanned<f64>],
+    span: Span,
+    counted: &str,
+    labels: bool,
+) {
     for w in weights {
         non_negative(diags, w, "a weight");
     }
     let sum: f64 = weights.iter().map(|w| w.value).sum();
     if sum <= 0.0 {
-        diags.push(out_of_range(span, format!("the weights of {counted} add up to zero"), "no traffic would flow"));
+        diags.push(out_of_range(
+            span,
+            format!("the weights of {counted} add up to zero"),
+            "no traffic would flow",
+        ));
         return;
     }
     if (sum - 100.0).abs() > 1e-9 {
@@ -136,9 +170,15 @@ fn pools(policy: &Policy, diags: &mut Vec<Diagnostic>) {
             );
         }
         if pool.models.is_empty() {
-            diags.push(out_of_range(pool.name.span, format!("pool `{}` has no models", pool.name.value), "empty pool"));
+            diags.push(out_of_range(
+                pool.name.span,
+                format!("pool `{}` has no models", pool.name.value),
+                "empty pool",
+            ));
         }
-        let Some(weights) = &pool.weights else { continue };
+        let Some(weights) = &pool.weights else {
+            continue;
+        };
         if weights.value.len() != pool.models.len() {
             let models_span = pool
                 .models
@@ -162,7 +202,13 @@ fn pools(policy: &Policy, diags: &mut Vec<Diagnostic>) {
             );
             continue;
         }
-        weight_sum(diags, &weights.value, weights.span, &format!("pool `{}`", pool.name.value), false);
+        weight_sum(
+            diags,
+            &weights.value,
+            weights.span,
+            &format!("pool `{}`", pool.name.value),
+            false,
+        );
     }
 }
 
@@ -170,20 +216,50 @@ fn failover(policy: &Policy, diags: &mut Vec<Diagnostic>) {
     let Some(f) = &policy.failover else { return };
     for t in &f.fallbacks {
         if t.timeout.value.ms == 0 {
-            diags.push(out_of_range(t.timeout.span, "a failover timeout must be longer than zero".into(), "zero"));
+            diags.push(out_of_range(
+                t.timeout.span,
+                "a failover timeout must be longer than zero".into(),
+                "zero",
+            ));
         }
         if t.provider.value == f.primary.value {
             diags.push(
-                Diagnostic::new(Code::DuplicateDefinition, t.provider.span, format!("`{}` is both the primary and a fallback", t.provider.value))
-                    .primary_label("fallback")
-                    .label(f.primary.span, "primary")
-                    .help("a provider cannot stand in for itself; remove it from the fallbacks"),
+                Diagnostic::new(
+                    Code::DuplicateDefinition,
+                    t.provider.span,
+                    format!("`{}` is both the primary and a fallback", t.provider.value),
+                )
+                .primary_label("fallback")
+                .label(f.primary.span, "primary")
+                .help("a provider cannot stand in for itself; remove it from the fallbacks"),
             );
         }
     }
-    if !f.fallbacks.is_empty() {
-        let weights: Vec<Spanned<f64>> = f.fallbacks.iter().map(|t| t.weight.clone()).collect();
-        weight_sum(diags, &weights, f.fallbacks_span, "the failover fallbacks", true);
+    let weights: Vec<Spanned<f64>> = f
+        .fallbacks
+        .iter()
+        .filter_map(|t| t.weight.clone())
+        .collect();
+    if !weights.is_empty() && weights.len() < f.fallbacks.len() {
+        for t in f.fallbacks.iter().filter(|t| t.weight.is_none()) {
+            diags.push(
+                Diagnostic::new(
+                    Code::MissingKey,
+                    t.provider.span,
+                    format!("the fallback `{}` has no `weight`", t.provider.value),
+                )
+                .primary_label("the other fallbacks have weights")
+                .help("give every fallback a `weight`, or none (equal shares)"),
+            );
+        }
+    } else if !weights.is_empty() {
+        weight_sum(
+            diags,
+            &weights,
+            f.fallbacks_span,
+            "the failover fallbacks",
+            true,
+        );
     }
     if let Some(s) = &f.scheduled {
         nonzero_duration(diags, &s.every, "the drill interval");
@@ -256,9 +332,13 @@ fn cost(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     if let (Some(s), Some(d)) = (&k.max_cost_per_session, &k.max_daily_budget) {
         if s.value > d.value {
             diags.push(
-                out_of_range(s.span, "the session budget is larger than the daily budget".into(), "per session")
-                    .label(d.span, "per day")
-                    .help("a single session cannot spend more than a whole day"),
+                out_of_range(
+                    s.span,
+                    "the session budget is larger than the daily budget".into(),
+                    "per session",
+                )
+                .label(d.span, "per day")
+                .help("a single session cannot spend more than a whole day"),
             );
         }
     }
@@ -270,15 +350,25 @@ fn cost(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
         nonzero_duration(diags, &sw.check_interval, "`check_interval`");
         if sw.check_interval.value.ms > sw.window.value.ms && sw.window.value.ms > 0 {
             diags.push(
-                Diagnostic::new(Code::TimingConflict, sw.check_interval.span, "the window is checked less often than it is long")
-                    .primary_label("check interval")
-                    .label(sw.window.span, "window")
-                    .help("make `check_interval` shorter than the window, or whole windows go unchecked"),
+                Diagnostic::new(
+                    Code::TimingConflict,
+                    sw.check_interval.span,
+                    "the window is checked less often than it is long",
+                )
+                .primary_label("check interval")
+                .label(sw.window.span, "window")
+                .help(
+                    "make `check_interval` shorter than the window, or whole windows go unchecked",
+                ),
             );
         }
         for rule in &sw.rules {
             if rule.threshold.value.value <= 0.0 {
-                diags.push(out_of_range(rule.threshold.span, "a threshold must be greater than zero".into(), "always breached"));
+                diags.push(out_of_range(
+                    rule.threshold.span,
+                    "a threshold must be greater than zero".into(),
+                    "always breached",
+                ));
             }
         }
     }
@@ -293,7 +383,11 @@ fn cost(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     }
     for rule in c.switching.iter().flat_map(|s| &s.rules) {
         if rule.metric.value == Metric::CostPerTask {
-            budgets.push(("the cost-per-task threshold", rule.threshold.span, rule.threshold.value.value));
+            budgets.push((
+                "the cost-per-task threshold",
+                rule.threshold.span,
+                rule.threshold.value.value,
+            ));
         }
     }
     for (what, span, amount) in budgets {
@@ -321,22 +415,40 @@ fn cost(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
                 worst.name.value
             ),
         )
-        .primary_label(format!("fewer than {MIN_TOKENS_PER_BUDGET} tokens for {} model(s)", short.len()));
+        .primary_label(format!(
+            "fewer than {MIN_TOKENS_PER_BUDGET} tokens for {} model(s)",
+            short.len()
+        ));
         for (m, t) in &short {
-            d = d.label(m.cost_per_token.span, format!("`{}`: ${} per token, {} tokens", m.name.value, m.cost_per_token.value, t.floor()));
+            d = d.label(
+                m.cost_per_token.span,
+                format!(
+                    "`{}`: ${} per token, {} tokens",
+                    m.name.value,
+                    m.cost_per_token.value,
+                    t.floor()
+                ),
+            );
         }
         diags.push(d.help("`cost_per_token` is the price of one token (e.g. 0.000015 for $15 per million); check its unit, or raise the limit"));
     }
 
     if let Some(q) = &k.quality_threshold {
-        let unscored: Vec<&Model> = routed.iter().copied().filter(|m| m.quality.is_none()).collect();
+        let unscored: Vec<&Model> = routed
+            .iter()
+            .copied()
+            .filter(|m| m.quality.is_none())
+            .collect();
         if !unscored.is_empty() {
             let mut d = Diagnostic::new(
                 Code::QualityUnenforceable,
                 q.span,
                 format!("the quality floor of {} cannot be enforced", q.value),
             )
-            .primary_label(format!("{} routed model(s) declare no `quality`", unscored.len()));
+            .primary_label(format!(
+                "{} routed model(s) declare no `quality`",
+                unscored.len()
+            ));
             for m in unscored {
                 d = d.label(m.name.span, format!("`{}` has no `quality`", m.name.value));
             }
@@ -349,21 +461,33 @@ fn channels(policy: &Policy, diags: &mut Vec<Diagnostic>) {
     for c in &policy.channels {
         if let Some(r) = &c.rate_limit {
             if r.value.count <= 0.0 {
-                diags.push(out_of_range(r.span, "a rate limit must allow at least some messages".into(), "zero"));
+                diags.push(out_of_range(
+                    r.span,
+                    "a rate limit must allow at least some messages".into(),
+                    "zero",
+                ));
             }
         }
     }
     for rule in policy.notifications.iter().flat_map(|n| &n.value) {
         if rule.channels.is_empty() {
-            diags.push(out_of_range(rule.event.span, format!("the route for `{}` has no channels", rule.event.value), "delivered nowhere"));
+            diags.push(out_of_range(
+                rule.event.span,
+                format!("the route for `{}` has no channels", rule.event.value),
+                "delivered nowhere",
+            ));
         }
         for (i, ch) in rule.channels.iter().enumerate() {
             if let Some(first) = rule.channels[..i].iter().find(|c| c.value == ch.value) {
                 diags.push(
-                    Diagnostic::new(Code::DuplicateListValue, ch.span, format!("`{}` is listed twice", ch.value))
-                        .primary_label("repeated here")
-                        .label(first.span, "first listed here")
-                        .help("remove the repeat"),
+                    Diagnostic::new(
+                        Code::DuplicateListValue,
+                        ch.span,
+                        format!("`{}` is listed twice", ch.value),
+                    )
+                    .primary_label("repeated here")
+                    .label(first.span, "first listed here")
+                    .help("remove the repeat"),
                 );
             }
         }
@@ -372,10 +496,14 @@ fn channels(policy: &Policy, diags: &mut Vec<Diagnostic>) {
         for (i, cap) in m.capabilities.iter().enumerate() {
             if let Some(first) = m.capabilities[..i].iter().find(|c| c.value == cap.value) {
                 diags.push(
-                    Diagnostic::new(Code::DuplicateListValue, cap.span, format!("`{}` is listed twice", cap.value))
-                        .primary_label("repeated here")
-                        .label(first.span, "first listed here")
-                        .help("remove the repeat"),
+                    Diagnostic::new(
+                        Code::DuplicateListValue,
+                        cap.span,
+                        format!("`{}` is listed twice", cap.value),
+                    )
+                    .primary_label("repeated here")
+                    .label(first.span, "first listed here")
+                    .help("remove the repeat"),
                 );
             }
         }
@@ -395,16 +523,26 @@ fn inactive(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
         uses.extend(pool.models.iter().map(|m| (m.span, m.value.as_str())));
     }
     for (span, name) in uses {
-        let Some(model) = syms.models.get(name) else { continue };
+        let Some(model) = syms.models.get(name) else {
+            continue;
+        };
         if model.status.value == ModelStatus::Active {
             continue;
         }
-        let status = if model.status.value == ModelStatus::Deprecated { "deprecated" } else { "disabled" };
+        let status = if model.status.value == ModelStatus::Deprecated {
+            "deprecated"
+        } else {
+            "disabled"
+        };
         diags.push(
-            Diagnostic::new(Code::InactiveModel, span, format!("`{name}` is {status} but still in use"))
-                .primary_label("used here")
-                .label(model.status.span, format!("marked {status} here"))
-                .help("route to an active model, or set the status back to `active`"),
+            Diagnostic::new(
+                Code::InactiveModel,
+                span,
+                format!("`{name}` is {status} but still in use"),
+            )
+            .primary_label("used here")
+            .label(model.status.span, format!("marked {status} here"))
+            .help("route to an active model, or set the status back to `active`"),
         );
     }
 }

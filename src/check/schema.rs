@@ -32,7 +32,10 @@ impl Ty {
     }
 
     pub fn is_numeric(&self) -> bool {
-        matches!(self, Ty::Int | Ty::Number | Ty::Duration | Ty::Money | Ty::Percent)
+        matches!(
+            self,
+            Ty::Int | Ty::Number | Ty::Duration | Ty::Money | Ty::Percent
+        )
     }
 }
 
@@ -80,7 +83,12 @@ impl Schema {
                 },
                 AttrInfo {
                     name: "task_type".into(),
-                    ty: Ty::Enum(BUILTIN_TASK_TYPES.iter().map(|(t, _)| t.to_string()).collect()),
+                    ty: Ty::Enum(
+                        BUILTIN_TASK_TYPES
+                            .iter()
+                            .map(|(t, _)| t.to_string())
+                            .collect(),
+                    ),
                     requires: BUILTIN_TASK_TYPES
                         .iter()
                         .map(|(t, caps)| (t.to_string(), s(caps)))
@@ -148,7 +156,12 @@ fn declared(attr: &Attribute) -> AttrInfo {
         requires: attr
             .requires
             .iter()
-            .map(|(v, caps)| (v.value.clone(), caps.iter().map(|c| c.value.clone()).collect()))
+            .map(|(v, caps)| {
+                (
+                    v.value.clone(),
+                    caps.iter().map(|c| c.value.clone()).collect(),
+                )
+            })
             .collect(),
         min: attr.min.as_ref().map(|m| m.value),
         max: attr.max.as_ref().map(|m| m.value),

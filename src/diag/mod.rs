@@ -90,13 +90,20 @@ impl Diagnostic {
 /// Sort for stable output: by file, position, then code.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (a.primary.span.file, a.primary.span.start, a.primary.span.end, a.code, &a.message).cmp(&(
-            b.primary.span.file,
-            b.primary.span.start,
-            b.primary.span.end,
-            b.code,
-            &b.message,
-        ))
+        (
+            a.primary.span.file,
+            a.primary.span.start,
+            a.primary.span.end,
+            a.code,
+            &a.message,
+        )
+            .cmp(&(
+                b.primary.span.file,
+                b.primary.span.start,
+                b.primary.span.end,
+                b.code,
+                &b.message,
+            ))
     });
 }
 

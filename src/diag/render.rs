@@ -37,11 +37,10 @@ impl<'a> Files<'a> for SourceMap {
         line_index: usize,
     ) -> Result<std::ops::Range<usize>, FilesError> {
         let file = self.try_get(id).ok_or(FilesError::FileMissing)?;
-        file.line_range(line_index)
-            .ok_or(FilesError::LineTooLarge {
-                given: line_index,
-                max: file.line_count().saturating_sub(1),
-            })
+        file.line_range(line_index).ok_or(FilesError::LineTooLarge {
+            given: line_index,
+            max: file.line_count().saturating_sub(1),
+        })
     }
 }
 
@@ -50,8 +49,10 @@ fn to_codespan(d: &Diagnostic) -> cs::Diagnostic<FileId> {
         Severity::Error => cs::Severity::Error,
         Severity::Warning => cs::Severity::Warning,
     };
-    let mut labels = vec![cs::Label::primary(d.primary.span.file, d.primary.span.range())
-        .with_message(d.primary.message.clone())];
+    let mut labels = vec![
+        cs::Label::primary(d.primary.span.file, d.primary.span.range())
+            .with_message(d.primary.message.clone()),
+    ];
     labels.extend(d.labels.iter().map(|l: &Label| {
         cs::Label::secondary(l.span.file, l.span.range()).with_message(l.message.clone())
     }));
@@ -93,7 +94,12 @@ pub fn human(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String {
 
 fn plain_line(sources: &SourceMap, d: &Diagnostic) -> String {
     let (file, line, col) = position(sources, d.primary.span.file, d.primary.span.start as usize);
-    format!("{}[{}]: {} ({file}:{line}:{col})\n", d.severity.as_str(), d.code, d.message)
+    format!(
+        "{}[{}]: {} ({file}:{line}:{col})\n",
+        d.severity.as_str(),
+        d.code,
+        d.message
+    )
 }
 
 /// `checked: 3 errors, 1 warning` (or `no problems found`).

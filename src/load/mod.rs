@@ -47,7 +47,10 @@ pub fn is_test_file(path: &Path) -> bool {
 }
 
 fn is_policy_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) && !is_test_file(path)
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) && !is_test_file(path)
 }
 
 /// Expands the command-line paths: a file stands for itself, a folder for the policy
@@ -92,7 +95,10 @@ pub fn read_files(paths: &[PathBuf]) -> Result<(SourceMap, Vec<Diagnostic>), Loa
                 Diagnostic::new(
                     Code::TooComplex,
                     Span::new(id, 0..0),
-                    format!("the file is {} bytes, over the limit of {MAX_FILE_BYTES}", meta.len()),
+                    format!(
+                        "the file is {} bytes, over the limit of {MAX_FILE_BYTES}",
+                        meta.len()
+                    ),
                 )
                 .help("split the policy into several files"),
             );
@@ -107,15 +113,23 @@ pub fn read_files(paths: &[PathBuf]) -> Result<(SourceMap, Vec<Diagnostic>), Loa
 }
 
 /// Adds one file's bytes; non-UTF-8 or binary content yields E001.
-pub fn add_bytes(sources: &mut SourceMap, name: String, bytes: Vec<u8>) -> (FileId, Option<Diagnostic>) {
+pub fn add_bytes(
+    sources: &mut SourceMap,
+    name: String,
+    bytes: Vec<u8>,
+) -> (FileId, Option<Diagnostic>) {
     match String::from_utf8(bytes) {
         Ok(text) => {
             let nul = text.find('\0');
             let id = sources.add(name, text.replace('\0', " "));
             let diag = nul.map(|at| {
-                Diagnostic::new(Code::InvalidUtf8, Span::new(id, at..at + 1), "this is a binary file, not a policy")
-                    .primary_label("a NUL byte")
-                    .help("policy files are YAML text; remove binary files from the policy folder")
+                Diagnostic::new(
+                    Code::InvalidUtf8,
+                    Span::new(id, at..at + 1),
+                    "this is a binary file, not a policy",
+                )
+                .primary_label("a NUL byte")
+                .help("policy files are YAML text; remove binary files from the policy folder")
             });
             (id, diag)
         }
@@ -124,9 +138,13 @@ pub fn add_bytes(sources: &mut SourceMap, name: String, bytes: Vec<u8>) -> (File
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
             let id = sources.add(name, text);
-            let diag = Diagnostic::new(Code::InvalidUtf8, Span::new(id, at..end), "the file is not valid UTF-8")
-                .primary_label("this byte is not UTF-8")
-                .help("save the file as UTF-8");
+            let diag = Diagnostic::new(
+                Code::InvalidUtf8,
+                Span::new(id, at..end),
+                "the file is not valid UTF-8",
+            )
+            .primary_label("this byte is not UTF-8")
+            .help("save the file as UTF-8");
             (id, Some(diag))
         }
     }
@@ -144,8 +162,12 @@ pub fn parse_all(sources: &SourceMap, skip: &[FileId]) -> (Vec<Node>, Vec<Diagno
         let empty = file_diags.is_empty() && file_docs.iter().all(Node::is_null);
         if empty {
             diags.push(
-                Diagnostic::new(Code::EmptyFile, Span::new(id, 0..0), "the policy file is empty")
-                    .help("add the policy, or delete the file"),
+                Diagnostic::new(
+                    Code::EmptyFile,
+                    Span::new(id, 0..0),
+                    "the policy file is empty",
+                )
+                .help("add the policy, or delete the file"),
             );
         }
         docs.extend(file_docs.into_iter().filter(|d| !d.is_null()));

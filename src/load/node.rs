@@ -37,7 +37,8 @@ impl Scalar {
 
     /// YAML null: an empty plain scalar, `~` or `null`.
     pub fn is_null(&self) -> bool {
-        self.style == Style::Plain && matches!(self.value.as_str(), "" | "~" | "null" | "Null" | "NULL")
+        self.style == Style::Plain
+            && matches!(self.value.as_str(), "" | "~" | "null" | "Null" | "NULL")
     }
 
     fn source_offset(&self, value_offset: usize) -> usize {
@@ -116,9 +117,10 @@ impl Node {
         match &self.kind {
             Kind::Scalar(s) => {
                 let start = s.source_offset(range.start);
+                // the end is where the next character's source begins: an escape such
+                // as `\"` ending the range is covered whole
                 let end = if range.end > range.start {
-                    // the end of the last byte's character, not the start of the next one
-                    s.source_offset(range.end - 1) + 1
+                    s.source_offset(range.end)
                 } else {
                     start
                 };

@@ -105,8 +105,14 @@ mod tests {
 
     #[test]
     fn plain_and_simple_quotes_are_shifted() {
-        assert_eq!(offset_map("a == b", "a == b", Style::Plain), OffsetMap::Shifted(0));
-        assert_eq!(offset_map("\"a == b\"", "a == b", Style::DoubleQuoted), OffsetMap::Shifted(1));
+        assert_eq!(
+            offset_map("a == b", "a == b", Style::Plain),
+            OffsetMap::Shifted(0)
+        );
+        assert_eq!(
+            offset_map("\"a == b\"", "a == b", Style::DoubleQuoted),
+            OffsetMap::Shifted(1)
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ impl CharIndex {
     fn byte(&self, m: &Marker) -> usize {
         let ci = m.index();
         let before = self.wide.partition_point(|(c, _)| *c < ci);
-        ci + if before == 0 { 0 } else { self.wide[before - 1].1 }
+        ci + if before == 0 {
+            0
+        } else {
+            self.wide[before - 1].1
+        }
     }
 }
 
@@ -101,19 +105,50 @@ pub fn parse(file: FileId, text: &str) -> (Vec<Node>, Vec<Diagnostic>) {
 }
 
 fn syntax_error(file: FileId, text: &str, at: usize, info: &str) -> Diagnostic {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-    let line = &text[line_start..line_end];
     let end = next_boundary(text, at);
-    let mut d = Diagnostic::new(Code::YamlSyntax, Span::new(file, at..end), "invalid YAML")
-        .primary_label(info.to_string());
-    if let Some(tab) = line.find('\t') {
-        let tab_at = line_start + tab;
-        d = d
-            .label(Span::new(file, tab_at..tab_at + 1), "a tab character")
-            .help("YAML does not allow tabs for indentation: indent with spaces");
+    if info.contains("recursion limit") {
+        return Diagnostic::new(
+            Code::TooComplex,
+            Span::new(file, at..end),
+            "the document nests too deeply",
+        )
+        .primary_label(info.to_string())
+        .help("policies need only a few levels; flatten the structure");
     }
-    d
+    if let Some(tab) = indentation_tab_near(text, at) {
+        return Diagnostic::new(
+            Code::YamlSyntax,
+            Span::new(file, tab..tab + 1),
+            "invalid YAML: a tab in the indentation",
+        )
+        .primary_label("a tab character")
+        .label(Span::new(file, at..end), info.to_string())
+        .help("YAML does not allow tabs for indentation: indent with spaces");
+    }
+    Diagnostic::new(Code::YamlSyntax, Span::new(file, at..end), "invalid YAML")
+        .primary_label(info.to_string())
+}
+
+/// A tab in the leading whitespace of the error's line or a neighbouring one: the
+/// parser often notices a tab-indented line only at the line before or after it.
+fn indentation_tab_near(text: &str, at: usize) -> Option<usize> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let prev_start = text[..line_start.saturating_sub(1)]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let next_end = text[at..]
+        .match_indices('\n')
+        .nth(1)
+        .map_or(text.len(), |(i, _)| at + i);
+    let mut offset = prev_start;
+    for line in text[prev_start..next_end].split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(i) = line[..indent].find('\t') {
+            return Some(offset + i);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn next_boundary(text: &str, at: usize) -> usize {
@@ -146,7 +181,9 @@ impl Builder<'_> {
                 };
                 // `!!str 5` is a string: treat it like a quoted scalar
                 let style = match tag {
-                    Some(tag) if tag.suffix == "str" && style == Style::Plain => Style::SingleQuoted,
+                    Some(tag) if tag.suffix == "str" && style == Style::Plain => {
+                        Style::SingleQuoted
+                    }
                     _ => style,
                 };
                 let end = end.min(self.text.len()).max(start);
@@ -182,7 +219,11 @@ impl Builder<'_> {
             Event::SequenceEnd | Event::MappingEnd => self.close(end),
             Event::Alias(id) => {
                 let Some((node, size)) = self.anchors.get(&id).cloned() else {
-                    return Err(self.too_complex(start, "alias to an unknown anchor", "define the anchor (`&name`) before its alias (`*name`)"));
+                    return Err(self.too_complex(
+                        start,
+                        "alias to an unknown anchor",
+                        "define the anchor (`&name`) before its alias (`*name`)",
+                    ));
                 };
                 self.alias_nodes += size;
                 if self.alias_nodes > MAX_ALIAS_NODES {
@@ -226,7 +267,11 @@ impl Builder<'_> {
                 items,
             } => {
                 let last = items.last().map_or(end, |n| n.span.end as usize);
-                let end = if self.text.as_bytes().get(start) == Some(&b'[') { end } else { last };
+                let end = if self.text.as_bytes().get(start) == Some(&b'[') {
+                    end
+                } else {
+                    last
+                };
                 (
                     Node {
                         kind: Kind::Seq(items),
@@ -242,7 +287,11 @@ impl Builder<'_> {
                 ..
             } => {
                 let last = entries.last().map_or(end, |(_, v)| v.span.end as usize);
-                let end = if self.text.as_bytes().get(start) == Some(&b'{') { end } else { last };
+                let end = if self.text.as_bytes().get(start) == Some(&b'{') {
+                    end
+                } else {
+                    last
+                };
                 let entries = self.merge_keys(entries);
                 self.check_duplicates(&entries);
                 (
@@ -278,14 +327,20 @@ impl Builder<'_> {
                 match source.kind {
                     Kind::Map(inner) => merged.extend(inner),
                     _ => self.diags.push(
-                        Diagnostic::new(Code::WrongType, source.span, "a merge key `<<` needs a mapping")
-                            .primary_label(format!("found {}", source.describe())),
+                        Diagnostic::new(
+                            Code::WrongType,
+                            source.span,
+                            "a merge key `<<` needs a mapping",
+                        )
+                        .primary_label(format!("found {}", source.describe())),
                     ),
                 }
             }
         }
         for (key, value) in merged {
-            let taken = own.iter().any(|(k, _)| k.text().is_some() && k.text() == key.text());
+            let taken = own
+                .iter()
+                .any(|(k, _)| k.text().is_some() && k.text() == key.text());
             if !taken {
                 own.push((key, value));
             }
@@ -299,10 +354,14 @@ impl Builder<'_> {
             let Some(text) = key.text() else { continue };
             if let Some(first) = seen.get(text) {
                 self.diags.push(
-                    Diagnostic::new(Code::DuplicateKey, key.span, format!("duplicate key `{text}`"))
-                        .primary_label("written again here")
-                        .label(*first, "first written here")
-                        .help("remove one of the two entries"),
+                    Diagnostic::new(
+                        Code::DuplicateKey,
+                        key.span,
+                        format!("duplicate key `{text}`"),
+                    )
+                    .primary_label("written again here")
+                    .label(*first, "first written here")
+                    .help("remove one of the two entries"),
                 );
             } else {
                 seen.insert(text, key.span);
@@ -335,6 +394,11 @@ fn count(node: &Node) -> usize {
     match &node.kind {
         Kind::Scalar(_) => 1,
         Kind::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count(k) + count(v))
+                .sum::<usize>()
+        }
     }
 }

@@ -33,15 +33,27 @@ pub fn document(ctx: &mut Ctx, doc: &Node) -> Policy {
     let Some(entries) = doc.as_map() else {
         return policy;
     };
-    for (key, value) in entries {
+    for (i, (key, value)) in entries.iter().enumerate() {
+        // a repeated section is E003 already: the first one counts, as everywhere
+        if entries[..i].iter().any(|(k, _)| k.text() == key.text()) {
+            continue;
+        }
         match key.text() {
-            Some("providers") => policy.providers = providers(ctx, value),
+            Some("providers") => {
+                policy.declared.providers = names(value);
+                policy.providers = providers(ctx, value);
+            }
             Some("request") => policy.request = request(ctx, value),
             Some("gateway") => gateway(ctx, key, value, &mut policy),
             Some("cost_aware") => policy.cost = cost_aware(ctx, key, value),
-            Some("load_balancing") => policy.balancing = balancing(ctx, key, value),
+            Some("load_balancing") => {
+                policy.balancing = balancing(ctx, key, value, &mut policy.declared.pools)
+            }
             Some("failover") => policy.failover = failover(ctx, key, value),
-            Some("channels") => policy.channels = channels(ctx, value),
+            Some("channels") => {
+                policy.declared.channels = names(value);
+                policy.channels = channels(ctx, value);
+            }
             Some("routing_rules") => {
                 let rules = ctx
                     .list(value, "`routing_rules`")
@@ -50,7 +62,10 @@ pub fn document(ctx: &mut Ctx, doc: &Node) -> Policy {
                     .collect();
                 policy.notifications = Some(Spanned::new(rules, key.span));
             }
-            Some("templates") => policy.templates = templates(ctx, value),
+            Some("templates") => {
+                policy.declared.templates = names(value);
+                policy.templates = templates(ctx, value);
+            }
             Some("events") => policy.events = events(ctx, value),
             _ => {}
         }
@@ -62,7 +77,9 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
     let mut out = Vec::new();
     for (name, value) in ctx.named(node, "`providers`") {
         let what = format!("provider `{}`", name.value);
-        let Some(mut m) = ctx.map(value, name.span, &what) else { continue };
+        let Some(mut m) = ctx.map(value, name.span, &what) else {
+            continue;
+        };
         let kind = m.req(ctx, "kind").and_then(|n| {
             ctx.keyword(
                 n,
@@ -75,9 +92,15 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
                 ],
             )
         });
-        let base_url = m.req(ctx, "base_url").and_then(|n| url(ctx, n, "`base_url`"));
-        let api_key_env = m.opt("api_key_env").and_then(|n| ctx.env_name(n, "`api_key_env`"));
-        let health_path = m.opt("health_path").and_then(|n| ctx.string(n, "`health_path`"));
+        let base_url = m
+            .req(ctx, "base_url")
+            .and_then(|n| url(ctx, n, "`base_url`"));
+        let api_key_env = m
+            .opt("api_key_env")
+            .and_then(|n| ctx.env_name(n, "`api_key_env`"));
+        let health_path = m
+            .opt("health_path")
+            .and_then(|n| ctx.string(n, "`health_path`"));
         m.finish(ctx);
         if let (Some(kind), Some(base_url)) = (kind, base_url) {
             out.push(Provider {
@@ -99,17 +122,25 @@ fn url(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Name> {
         && !s.value.contains(char::is_whitespace);
     if !ok {
         ctx.push(
-            Diagnostic::new(Code::InvalidValue, node.span, format!("`{}` is not an HTTP URL", s.value))
-                .primary_label("expected `http://...` or `https://...`")
-                .help("write the provider's API base, e.g. `https://api.anthropic.com`"),
+            Diagnostic::new(
+                Code::InvalidValue,
+                node.span,
+                format!("`{}` is not an HTTP URL", s.value),
+            )
+            .primary_label("expected `http://...` or `https://...`")
+            .help("write the provider's API base, e.g. `https://api.anthropic.com`"),
         );
         return None;
     }
     if s.value.contains('@') || s.value.contains("key=") || s.value.contains("token=") {
         ctx.push(
-            Diagnostic::new(Code::SecretInPolicy, node.span, "the URL carries credentials")
-                .primary_label("credentials in a URL")
-                .help("keep the URL free of secrets and name the key's variable in `api_key_env`"),
+            Diagnostic::new(
+                Code::SecretInPolicy,
+                node.span,
+                "the URL carries credentials",
+            )
+            .primary_label("credentials in a URL")
+            .help("keep the URL free of secrets and name the key's variable in `api_key_env`"),
         );
         return None;
     }
@@ -120,7 +151,9 @@ fn request(ctx: &mut Ctx, node: &Node) -> Vec<Attribute> {
     let mut out = Vec::new();
     for (name, value) in ctx.named(node, "`request`") {
         let what = format!("attribute `{}`", name.value);
-        let Some(mut m) = ctx.map(value, name.span, &what) else { continue };
+        let Some(mut m) = ctx.map(value, name.span, &what) else {
+            continue;
+        };
         let ty_node = m.req(ctx, "type");
         let values = m.opt("values").map(|n| ctx.strings(n, "`values`"));
         let ty = ty_node.and_then(|n| {
@@ -155,18 +188,26 @@ fn request(ctx: &mut Ctx, node: &Node) -> Vec<Attribute> {
         if let (Some(t), Some(_)) = (&ty, &values) {
             if !matches!(t.value, AttrType::Enum(_)) {
                 ctx.push(
-                    Diagnostic::new(Code::UnknownKey, t.span, format!("{what} has `values` but is not an enum"))
-                        .primary_label("not `enum`")
-                        .help("write `type: enum` to restrict the attribute to `values`"),
+                    Diagnostic::new(
+                        Code::UnknownKey,
+                        t.span,
+                        format!("{what} has `values` but is not an enum"),
+                    )
+                    .primary_label("not `enum`")
+                    .help("write `type: enum` to restrict the attribute to `values`"),
                 );
             }
         }
         if matches!(ty.as_ref().map(|t| &t.value), Some(AttrType::Enum(v)) if v.is_empty()) {
             if let Some(t) = &ty {
                 ctx.push(
-                    Diagnostic::new(Code::MissingKey, name.span, format!("{what} is an enum without `values`"))
-                        .primary_label("`values` is required for `type: enum`")
-                        .label(t.span, "declared an enum here"),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        name.span,
+                        format!("{what} is an enum without `values`"),
+                    )
+                    .primary_label("`values` is required for `type: enum`")
+                    .label(t.span, "declared an enum here"),
                 );
             }
         }
@@ -196,9 +237,12 @@ fn request(ctx: &mut Ctx, node: &Node) -> Vec<Attribute> {
 }
 
 fn gateway(ctx: &mut Ctx, key: &Node, node: &Node, policy: &mut Policy) {
-    let Some(mut m) = ctx.map(node, key.span, "`gateway`") else { return };
+    let Some(mut m) = ctx.map(node, key.span, "`gateway`") else {
+        return;
+    };
     policy.version = m.opt("version").and_then(|n| ctx.string(n, "`version`"));
     if let Some(models) = m.opt("models") {
+        policy.declared.models = names(models);
         policy.models = self::models(ctx, models);
     }
     if let Some((k, v)) = m.opt_entry("routing_strategy") {
@@ -211,10 +255,16 @@ fn models(ctx: &mut Ctx, node: &Node) -> Vec<Model> {
     let mut out = Vec::new();
     for (name, value) in ctx.named(node, "`models`") {
         let what = format!("model `{}`", name.value);
-        let Some(mut m) = ctx.map(value, name.span, &what) else { continue };
-        let provider = m.req(ctx, "provider").and_then(|n| ctx.string(n, "`provider`"));
+        let Some(mut m) = ctx.map(value, name.span, &what) else {
+            continue;
+        };
+        let provider = m
+            .req(ctx, "provider")
+            .and_then(|n| ctx.string(n, "`provider`"));
         let model_id = m.req(ctx, "model").and_then(|n| ctx.string(n, "`model`"));
-        let max_tokens = m.req(ctx, "max_tokens").and_then(|n| ctx.integer(n, "`max_tokens`"));
+        let max_tokens = m
+            .req(ctx, "max_tokens")
+            .and_then(|n| ctx.integer(n, "`max_tokens`"));
         let cost = m
             .req(ctx, "cost_per_token")
             .and_then(|n| ctx.number(n, "`cost_per_token`"));
@@ -236,8 +286,13 @@ fn models(ctx: &mut Ctx, node: &Node) -> Vec<Model> {
             .unwrap_or_default();
         let quality = m.opt("quality").and_then(|n| ctx.number(n, "`quality`"));
         m.finish(ctx);
-        if let (Some(provider), Some(model_id), Some(max_tokens), Some(cost_per_token), Some(status)) =
-            (provider, model_id, max_tokens, cost, status)
+        if let (
+            Some(provider),
+            Some(model_id),
+            Some(max_tokens),
+            Some(cost_per_token),
+            Some(status),
+        ) = (provider, model_id, max_tokens, cost, status)
         {
             out.push(Model {
                 name,
@@ -312,10 +367,14 @@ fn route_rule(ctx: &mut Ctx, index: usize, node: &Node) -> Option<RouteRule> {
         (None, Some(p)) => Some(Target::Pool(p)),
         (Some(m), Some(p)) => {
             ctx.push(
-                Diagnostic::new(Code::RuleTarget, p.span, format!("{what} has both `model` and `pool`"))
-                    .primary_label("second target")
-                    .label(m.span, "first target")
-                    .help("a rule sends its requests to one place: keep `model` or `pool`"),
+                Diagnostic::new(
+                    Code::RuleTarget,
+                    p.span,
+                    format!("{what} has both `model` and `pool`"),
+                )
+                .primary_label("second target")
+                .label(m.span, "first target")
+                .help("a rule sends its requests to one place: keep `model` or `pool`"),
             );
             None
         }
@@ -325,24 +384,36 @@ fn route_rule(ctx: &mut Ctx, index: usize, node: &Node) -> Option<RouteRule> {
     if let Some(f) = fallback {
         if cond_node.is_some() {
             ctx.push(
-                Diagnostic::new(Code::RuleTarget, f.span, format!("{what} has both `if` and `fallback`"))
-                    .primary_label("a fallback matches every request")
-                    .help("drop the `if`, or turn the fallback into `model:` / `pool:`"),
+                Diagnostic::new(
+                    Code::RuleTarget,
+                    f.span,
+                    format!("{what} has both `if` and `fallback`"),
+                )
+                .primary_label("a fallback matches every request")
+                .help("drop the `if`, or turn the fallback into `model:` / `pool:`"),
             );
         }
         if target.is_some() {
             ctx.push(
-                Diagnostic::new(Code::RuleTarget, f.span, format!("{what} has a `fallback` and another target"))
-                    .primary_label("fallback target")
-                    .help("write `- fallback: NAME` on its own"),
+                Diagnostic::new(
+                    Code::RuleTarget,
+                    f.span,
+                    format!("{what} has a `fallback` and another target"),
+                )
+                .primary_label("fallback target")
+                .help("write `- fallback: NAME` on its own"),
             );
         }
         target = ctx.string(f, "`fallback`").map(Target::Either);
     } else if cond_node.is_none() {
         ctx.push(
-            Diagnostic::new(Code::MissingKey, node.span, format!("{what} has no `if` condition"))
-                .primary_label("`if` is required")
-                .help("add `if: CONDITION`, or write `- fallback: NAME` for the default route"),
+            Diagnostic::new(
+                Code::MissingKey,
+                node.span,
+                format!("{what} has no `if` condition"),
+            )
+            .primary_label("`if` is required")
+            .help("add `if: CONDITION`, or write `- fallback: NAME` for the default route"),
         );
     } else if target.is_none() && !had_both {
         ctx.push(
@@ -376,10 +447,14 @@ fn condition(ctx: &mut Ctx, node: &Node) -> Option<Condition> {
             node: node.clone(),
         }),
         Err(e) => {
-            let code = if e.too_complex { Code::TooComplex } else { Code::ExprSyntax };
+            let (code, message) = if e.too_complex {
+                (Code::TooComplex, "the condition nests too deeply")
+            } else {
+                (Code::ExprSyntax, "invalid condition")
+            };
             let span = node.value_span(e.range.clone());
             ctx.push(
-                Diagnostic::new(code, span, "invalid condition")
+                Diagnostic::new(code, span, message)
                     .primary_label(e.message)
                     .help_opt(e.help),
             );
@@ -458,10 +533,17 @@ fn duration(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Spanned<Duration>>
 
 fn dynamic_switching(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<DynamicSwitching> {
     let mut m = ctx.map(node, key.span, "`dynamic_switching`")?;
-    m.opt("strategy").and_then(|n| ctx.keyword(n, "switching strategy", &[("cost_window", ())]));
+    m.opt("strategy")
+        .and_then(|n| ctx.keyword(n, "switching strategy", &[("cost_window", ())]));
     let window = m.req(ctx, "window_minutes").and_then(|n| {
-        ctx.number(n, "`window_minutes`")
-            .map(|w| Spanned::new(Duration { ms: (w.value.max(0.0) * 60_000.0) as u64 }, w.span))
+        ctx.number(n, "`window_minutes`").map(|w| {
+            Spanned::new(
+                Duration {
+                    ms: (w.value.max(0.0) * 60_000.0) as u64,
+                },
+                w.span,
+            )
+        })
     });
     let check_interval = m
         .req(ctx, "check_interval")
@@ -522,21 +604,31 @@ fn switch_rule(ctx: &mut Ctx, node: &Node) -> Option<SwitchRule> {
             n.span,
         ))
     });
-    let fallback_to = m.opt("fallback_to").and_then(|n| ctx.string(n, "`fallback_to`"));
+    let fallback_to = m
+        .opt("fallback_to")
+        .and_then(|n| ctx.string(n, "`fallback_to`"));
     m.finish(ctx);
     let metric = metric?;
     let threshold = threshold(ctx, threshold_node?, metric.value)?;
     let action = action?;
     match action.value {
         SwitchAction::DowngradeModel if downgrade_to.is_none() => ctx.push(
-            Diagnostic::new(Code::MissingKey, action.span, "`downgrade_model` needs `downgrade_to`")
-                .primary_label("downgrade to what?")
-                .help("add `downgrade_to: next_cheaper` or `downgrade_to: MODEL`"),
+            Diagnostic::new(
+                Code::MissingKey,
+                action.span,
+                "`downgrade_model` needs `downgrade_to`",
+            )
+            .primary_label("downgrade to what?")
+            .help("add `downgrade_to: next_cheaper` or `downgrade_to: MODEL`"),
         ),
         SwitchAction::FallbackFast if fallback_to.is_none() => ctx.push(
-            Diagnostic::new(Code::MissingKey, action.span, "`fallback_fast` needs `fallback_to`")
-                .primary_label("which model is the fast one?")
-                .help("add `fallback_to: MODEL` naming the model to fall back to"),
+            Diagnostic::new(
+                Code::MissingKey,
+                action.span,
+                "`fallback_fast` needs `fallback_to`",
+            )
+            .primary_label("which model is the fast one?")
+            .help("add `fallback_to: MODEL` naming the model to fall back to"),
         ),
         _ => {}
     }
@@ -572,9 +664,15 @@ fn threshold(ctx: &mut Ctx, node: &Node, metric: Metric) -> Option<Spanned<Thres
         (Metric::ErrorRate, Value::Num(v)) => {
             if !(0.0..=1.0).contains(v) {
                 ctx.push(
-                    Diagnostic::new(Code::OutOfRange, node.span, format!("an error rate of {v} is outside 0 to 1"))
-                        .primary_label("a fraction of requests")
-                        .help(format!("write a fraction (`0.05`) or a percentage (`{v}%`)")),
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        node.span,
+                        format!("an error rate of {v} is outside 0 to 1"),
+                    )
+                    .primary_label("a fraction of requests")
+                    .help(format!(
+                        "write a fraction (`0.05`) or a percentage (`{v}%`)"
+                    )),
                 );
                 return None;
             }
@@ -583,8 +681,12 @@ fn threshold(ctx: &mut Ctx, node: &Node, metric: Metric) -> Option<Spanned<Thres
         (Metric::ErrorRate, Value::Percent(p)) => {
             if !(0.0..=100.0).contains(p) {
                 ctx.push(
-                    Diagnostic::new(Code::OutOfRange, node.span, format!("an error rate of {p}% is outside 0% to 100%"))
-                        .primary_label("out of range"),
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        node.span,
+                        format!("an error rate of {p}% is outside 0% to 100%"),
+                    )
+                    .primary_label("out of range"),
                 );
                 return None;
             }
@@ -597,9 +699,13 @@ fn threshold(ctx: &mut Ctx, node: &Node, metric: Metric) -> Option<Spanned<Thres
         (_, Value::Duration(d)) => d.ms as f64,
         (_, Value::Num(v)) => {
             ctx.push(
-                Diagnostic::new(Code::UnitlessThreshold, node.span, "latency threshold without a unit")
-                    .primary_label(format!("read as {v} milliseconds"))
-                    .help(format!("write `{v}ms` or `{}s`", v / 1000.0)),
+                Diagnostic::new(
+                    Code::UnitlessThreshold,
+                    node.span,
+                    "latency threshold without a unit",
+                )
+                .primary_label(format!("read as {v} milliseconds"))
+                .help(format!("write `{v}ms` or `{}s`", v / 1000.0)),
             );
             *v
         }
@@ -619,8 +725,12 @@ fn threshold(ctx: &mut Ctx, node: &Node, metric: Metric) -> Option<Spanned<Thres
 
 fn health_check(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<HealthCheck> {
     let mut m = ctx.map(node, key.span, "`health_check`")?;
-    let interval = m.req(ctx, "interval").and_then(|n| duration(ctx, n, "`interval`"));
-    let timeout = m.req(ctx, "timeout").and_then(|n| duration(ctx, n, "`timeout`"));
+    let interval = m
+        .req(ctx, "interval")
+        .and_then(|n| duration(ctx, n, "`interval`"));
+    let timeout = m
+        .req(ctx, "timeout")
+        .and_then(|n| duration(ctx, n, "`timeout`"));
     let threshold = m
         .req(ctx, "unhealthy_threshold")
         .and_then(|n| ctx.integer(n, "`unhealthy_threshold`"));
@@ -633,7 +743,21 @@ fn health_check(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<HealthCheck> {
     })
 }
 
-fn balancing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Balancing> {
+/// The keys of a mapping of named things, whatever their values.
+fn names(node: &Node) -> Vec<String> {
+    node.as_map()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.text().map(str::to_string))
+        .collect()
+}
+
+fn balancing(
+    ctx: &mut Ctx,
+    key: &Node,
+    node: &Node,
+    declared_pools: &mut Vec<String>,
+) -> Option<Balancing> {
     let mut m = ctx.map(node, key.span, "`load_balancing`")?;
     let strategy = match m.opt("strategy") {
         Some(n) => ctx.keyword(
@@ -651,6 +775,7 @@ fn balancing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Balancing> {
         .and_then(|(k, v)| health_check(ctx, k, v));
     let mut pools = Vec::new();
     if let Some(p) = m.opt("pools") {
+        declared_pools.extend(names(p));
         for (name, value) in ctx.named(p, "`pools`") {
             if let Some(pool) = pool(ctx, name, value) {
                 pools.push(pool);
@@ -680,11 +805,17 @@ fn balancing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Balancing> {
 fn pool(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Pool> {
     let what = format!("pool `{}`", name.value);
     let mut m = ctx.map(node, name.span, &what)?;
-    let models = m.req(ctx, "models").map(|n| ctx.strings(n, "`models`")).unwrap_or_default();
+    let models = m
+        .req(ctx, "models")
+        .map(|n| ctx.strings(n, "`models`"))
+        .unwrap_or_default();
     let weights = m.opt("weight").map(|n| {
         let items = ctx.list(n, "`weight`");
         Spanned::new(
-            items.iter().filter_map(|w| ctx.number(w, "a weight")).collect(),
+            items
+                .iter()
+                .filter_map(|w| ctx.number(w, "a weight"))
+                .collect(),
             n.span,
         )
     });
@@ -706,7 +837,9 @@ fn pool(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Pool> {
 
 fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
     let mut m = ctx.map(node, key.span, "`failover`")?;
-    let primary = m.req(ctx, "primary").and_then(|n| ctx.string(n, "`primary`"));
+    let primary = m
+        .req(ctx, "primary")
+        .and_then(|n| ctx.string(n, "`primary`"));
     let fallbacks_span = m.opt_entry("fallbacks").map(|(k, _)| k.span);
     let fallbacks = m
         .opt("fallbacks")
@@ -751,11 +884,16 @@ fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
             Some(n) => ctx.keyword(
                 n,
                 "backoff",
-                &[("linear", Backoff::Linear), ("exponential", Backoff::Exponential)],
+                &[
+                    ("linear", Backoff::Linear),
+                    ("exponential", Backoff::Exponential),
+                ],
             ),
             None => Some(Spanned::new(Backoff::Linear, k.span)),
         };
-        let interval = r.req(ctx, "interval").and_then(|n| duration(ctx, n, "`interval`"));
+        let interval = r
+            .req(ctx, "interval")
+            .and_then(|n| duration(ctx, n, "`interval`"));
         let max_retries = r
             .req(ctx, "max_retries")
             .and_then(|n| ctx.integer(n, "`max_retries`"));
@@ -780,14 +918,22 @@ fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
 
 fn failover_target(ctx: &mut Ctx, node: &Node) -> Option<FailoverTarget> {
     let mut m = ctx.map(node, node.span, "a failover fallback")?;
-    let provider = m.req(ctx, "provider").and_then(|n| ctx.string(n, "`provider`"));
+    let provider = m
+        .req(ctx, "provider")
+        .and_then(|n| ctx.string(n, "`provider`"));
     let weight = match m.opt("weight") {
-        Some(n) => ctx.number(n, "`weight`"),
-        None => Some(Spanned::new(1.0, node.span)),
+        Some(n) => Some(ctx.number(n, "`weight`")),
+        None => Some(None),
     };
     let timeout = m.req(ctx, "timeout_ms").and_then(|n| {
-        ctx.integer(n, "`timeout_ms`")
-            .map(|t| Spanned::new(Duration { ms: t.value.max(0.0) as u64 }, t.span))
+        ctx.integer(n, "`timeout_ms`").map(|t| {
+            Spanned::new(
+                Duration {
+                    ms: t.value.max(0.0) as u64,
+                },
+                t.span,
+            )
+        })
     });
     m.finish(ctx);
     Some(FailoverTarget {
@@ -829,11 +975,19 @@ fn channel(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Channel> {
         .and_then(|n| ctx.typed(n, "a rate", syntax::parse_rate));
     let endpoint_node = m.opt("endpoint_env");
     let endpoint_env = endpoint_node.and_then(|n| ctx.env_name(n, "`endpoint_env`"));
-    let secret_env = m.opt("secret_env").and_then(|n| ctx.env_name(n, "`secret_env`"));
+    let secret_env = m
+        .opt("secret_env")
+        .and_then(|n| ctx.env_name(n, "`secret_env`"));
     let chat_id = m.opt("chat_id").and_then(|n| ctx.string(n, "`chat_id`"));
     let from = m.opt("from").and_then(|n| ctx.string(n, "`from`"));
-    let to = m.opt("to").map(|n| ctx.strings(n, "`to`")).unwrap_or_default();
-    let kind = kind?;
+    let to = m
+        .opt("to")
+        .map(|n| ctx.strings(n, "`to`"))
+        .unwrap_or_default();
+    let Some(kind) = kind else {
+        m.finish(ctx);
+        return None;
+    };
     let present = Present {
         endpoint: endpoint_node.is_some(),
         chat_id: chat_id.is_some(),
@@ -866,7 +1020,13 @@ struct Present {
 }
 
 /// One E006 per channel naming every connection setting its provider still needs.
-fn require_for_kind(ctx: &mut Ctx, m: &MapReader<'_>, what: &str, kind: &Spanned<ChannelKind>, p: Present) {
+fn require_for_kind(
+    ctx: &mut Ctx,
+    m: &MapReader<'_>,
+    what: &str,
+    kind: &Spanned<ChannelKind>,
+    p: Present,
+) {
     let mut missing = Vec::new();
     if !p.endpoint {
         missing.push("endpoint_env");
@@ -900,10 +1060,14 @@ fn require_for_kind(ctx: &mut Ctx, m: &MapReader<'_>, what: &str, kind: &Spanned
         [] => String::new(),
     };
     ctx.push(
-        Diagnostic::new(Code::MissingKey, m.owner(), format!("{what} is missing {joined}"))
-            .primary_label("this channel has no way to deliver")
-            .label(kind.span, "this provider needs them")
-            .help(channel_help(kind.value)),
+        Diagnostic::new(
+            Code::MissingKey,
+            m.owner(),
+            format!("{what} is missing {joined}"),
+        )
+        .primary_label("this channel has no way to deliver")
+        .label(kind.span, "this provider needs them")
+        .help(channel_help(kind.value)),
     );
 }
 
@@ -929,7 +1093,9 @@ fn notify_rule(ctx: &mut Ctx, node: &Node) -> Option<NotifyRule> {
         .map(|n| ctx.strings(n, "`channels`"))
         .unwrap_or_default();
     let dedup = m.opt("dedup").and_then(|n| ctx.boolean(n, "`dedup`"));
-    let dedup_window = m.opt("dedup_window").and_then(|n| duration(ctx, n, "`dedup_window`"));
+    let dedup_window = m
+        .opt("dedup_window")
+        .and_then(|n| duration(ctx, n, "`dedup_window`"));
     let schedule = m
         .opt("schedule")
         .and_then(|n| ctx.typed(n, "a cron schedule", syntax::parse_cron));
@@ -952,7 +1118,9 @@ fn templates(ctx: &mut Ctx, node: &Node) -> Vec<Template> {
     let mut out = Vec::new();
     for (name, value) in ctx.named(node, "`templates`") {
         let what = format!("template `{}`", name.value);
-        let Some(mut m) = ctx.map(value, name.span, &what) else { continue };
+        let Some(mut m) = ctx.map(value, name.span, &what) else {
+            continue;
+        };
         let text = m.req(ctx, "text").and_then(|n| ctx.string(n, "`text`"));
         m.finish(ctx);
         if let Some(text) = text {
@@ -969,8 +1137,12 @@ fn events(ctx: &mut Ctx, node: &Node) -> Vec<EventDecl> {
         let description = if value.is_null() {
             None
         } else {
-            let Some(mut m) = ctx.map(value, name.span, &what) else { continue };
-            let d = m.opt("description").and_then(|n| ctx.string(n, "`description`"));
+            let Some(mut m) = ctx.map(value, name.span, &what) else {
+                continue;
+            };
+            let d = m
+                .opt("description")
+                .and_then(|n| ctx.string(n, "`description`"));
             m.finish(ctx);
             d
         };

@@ -6,17 +6,27 @@ use crate::diag::{Code, Diagnostic};
 use crate::source::Span;
 
 fn duplicate(what: &str, name: &str, second: Span, first: Span) -> Diagnostic {
-    Diagnostic::new(Code::DuplicateDefinition, second, format!("{what} `{name}` is defined twice"))
-        .primary_label("defined again here")
-        .label(first, "first defined here")
-        .help(format!("keep one definition of `{name}`, or rename one of them"))
+    Diagnostic::new(
+        Code::DuplicateDefinition,
+        second,
+        format!("{what} `{name}` is defined twice"),
+    )
+    .primary_label("defined again here")
+    .label(first, "first defined here")
+    .help(format!(
+        "keep one definition of `{name}`, or rename one of them"
+    ))
 }
 
 fn section_twice(section: &str, second: Span, first: Span) -> Diagnostic {
-    Diagnostic::new(Code::DuplicateDefinition, second, format!("`{section}` is given twice"))
-        .primary_label("given again here")
-        .label(first, "first given here")
-        .help(format!("write `{section}` in one file only"))
+    Diagnostic::new(
+        Code::DuplicateDefinition,
+        second,
+        format!("`{section}` is given twice"),
+    )
+    .primary_label("given again here")
+    .label(first, "first given here")
+    .help(format!("write `{section}` in one file only"))
 }
 
 fn single<T>(
@@ -27,13 +37,21 @@ fn single<T>(
     span: fn(&T) -> Span,
 ) {
     match (into.as_ref(), from) {
-        (Some(first), Some(second)) => diags.push(section_twice(section, span(&second), span(first))),
+        (Some(first), Some(second)) => {
+            diags.push(section_twice(section, span(&second), span(first)))
+        }
         (None, Some(second)) => *into = Some(second),
         _ => {}
     }
 }
 
-fn named<T>(diags: &mut Vec<Diagnostic>, what: &str, into: &mut Vec<T>, from: Vec<T>, name: fn(&T) -> &Name) {
+fn named<T>(
+    diags: &mut Vec<Diagnostic>,
+    what: &str,
+    into: &mut Vec<T>,
+    from: Vec<T>,
+    name: fn(&T) -> &Name,
+) {
     for item in from {
         let n = name(&item);
         if let Some(first) = into.iter().find(|i| name(i).value == n.value) {
@@ -46,16 +64,82 @@ fn named<T>(diags: &mut Vec<Diagnostic>, what: &str, into: &mut Vec<T>, from: Ve
 
 /// Folds `other` into `policy`.
 pub fn merge(policy: &mut Policy, other: Policy, diags: &mut Vec<Diagnostic>) {
-    single(diags, "gateway.version", &mut policy.version, other.version, |v| v.span);
-    single(diags, "gateway.routing_strategy", &mut policy.routing, other.routing, |r| r.span);
-    single(diags, "cost_aware", &mut policy.cost, other.cost, |c| c.span);
-    single(diags, "load_balancing", &mut policy.balancing, other.balancing, |b| b.span);
-    single(diags, "failover", &mut policy.failover, other.failover, |f| f.span);
-    single(diags, "routing_rules", &mut policy.notifications, other.notifications, |n| n.span);
-    named(diags, "provider", &mut policy.providers, other.providers, |p| &p.name);
-    named(diags, "model", &mut policy.models, other.models, |m| &m.name);
-    named(diags, "attribute", &mut policy.request, other.request, |a| &a.name);
-    named(diags, "channel", &mut policy.channels, other.channels, |c| &c.name);
-    named(diags, "template", &mut policy.templates, other.templates, |t| &t.name);
-    named(diags, "event", &mut policy.events, other.events, |e| &e.name);
+    single(
+        diags,
+        "gateway.version",
+        &mut policy.version,
+        other.version,
+        |v| v.span,
+    );
+    single(
+        diags,
+        "gateway.routing_strategy",
+        &mut policy.routing,
+        other.routing,
+        |r| r.span,
+    );
+    single(diags, "cost_aware", &mut policy.cost, other.cost, |c| {
+        c.span
+    });
+    single(
+        diags,
+        "load_balancing",
+        &mut policy.balancing,
+        other.balancing,
+        |b| b.span,
+    );
+    single(
+        diags,
+        "failover",
+        &mut policy.failover,
+        other.failover,
+        |f| f.span,
+    );
+    single(
+        diags,
+        "routing_rules",
+        &mut policy.notifications,
+        other.notifications,
+        |n| n.span,
+    );
+    named(
+        diags,
+        "provider",
+        &mut policy.providers,
+        other.providers,
+        |p| &p.name,
+    );
+    named(diags, "model", &mut policy.models, other.models, |m| {
+        &m.name
+    });
+    named(
+        diags,
+        "attribute",
+        &mut policy.request,
+        other.request,
+        |a| &a.name,
+    );
+    named(
+        diags,
+        "channel",
+        &mut policy.channels,
+        other.channels,
+        |c| &c.name,
+    );
+    named(
+        diags,
+        "template",
+        &mut policy.templates,
+        other.templates,
+        |t| &t.name,
+    );
+    named(diags, "event", &mut policy.events, other.events, |e| {
+        &e.name
+    });
+    let (d, o) = (&mut policy.declared, other.declared);
+    d.providers.extend(o.providers);
+    d.models.extend(o.models);
+    d.pools.extend(o.pools);
+    d.channels.extend(o.channels);
+    d.templates.extend(o.templates);
 }

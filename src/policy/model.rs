@@ -34,6 +34,18 @@ pub struct Policy {
     pub notifications: Option<Spanned<Vec<NotifyRule>>>,
     pub templates: Vec<Template>,
     pub events: Vec<EventDecl>,
+    /// every name declared, even where its definition has errors: references to it
+    /// resolve, so one bad field does not cascade into "undefined" everywhere
+    pub declared: Declared,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub providers: Vec<String>,
+    pub models: Vec<String>,
+    pub pools: Vec<String>,
+    pub channels: Vec<String>,
+    pub templates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,7 +199,10 @@ pub enum Metric {
 
 impl Metric {
     pub fn is_latency(self) -> bool {
-        matches!(self, Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99)
+        matches!(
+            self,
+            Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99
+        )
     }
 }
 
@@ -279,7 +294,8 @@ pub struct Balancing {
 #[derive(Debug, Clone)]
 pub struct FailoverTarget {
     pub provider: Name,
-    pub weight: Spanned<f64>,
+    /// `None` when not written: fallbacks without weights share traffic equally
+    pub weight: Option<Spanned<f64>>,
     pub timeout: Spanned<Duration>,
 }
 

@@ -65,8 +65,12 @@ impl Ctx {
             }
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out: Vec<(Name, &'a Node)> = Vec::new();
         for (k, v) in entries {
+            // a repeated key is E003 already: the first entry counts, as everywhere
+            if out.iter().any(|(n, _)| k.text() == Some(n.value.as_str())) {
+                continue;
+            }
             if let Some(name) = self.string(k, "a name") {
                 out.push((name, v));
             }
@@ -128,13 +132,14 @@ impl Ctx {
     }
 
     pub fn boolean(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
-        let value = node.as_scalar().filter(|s| !s.is_quoted()).and_then(|s| {
-            match s.value.as_str() {
-                "true" | "True" | "TRUE" => Some(true),
-                "false" | "False" | "FALSE" => Some(false),
-                _ => None,
-            }
-        });
+        let value =
+            node.as_scalar()
+                .filter(|s| !s.is_quoted())
+                .and_then(|s| match s.value.as_str() {
+                    "true" | "True" | "TRUE" => Some(true),
+                    "false" | "False" | "FALSE" => Some(false),
+                    _ => None,
+                });
         match value {
             Some(b) => Some(Spanned::new(b, node.span)),
             None => {
@@ -156,7 +161,11 @@ impl Ctx {
             return Some(Spanned::new(*v, node.span));
         }
         let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
-        let listed = words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ");
+        let listed = words
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let help = match did_you_mean(&name.value, words.iter().copied()) {
             Some(dym) => format!("{dym} {what} is one of {listed}"),
             None => format!("{what} is one of {listed}"),
@@ -189,7 +198,11 @@ impl Ctx {
             Err(e) => {
                 let lead = text.len() - text.trim_start().len();
                 let span = node.value_span(e.range.start + lead..e.range.end + lead);
-                let code = if e.too_complex { Code::TooComplex } else { Code::InvalidValue };
+                let code = if e.too_complex {
+                    Code::TooComplex
+                } else {
+                    Code::InvalidValue
+                };
                 self.push(
                     Diagnostic::new(code, span, e.message)
                         .primary_label(format!("expected {what}"))
@@ -205,7 +218,8 @@ impl Ctx {
         let name = self.string(node, what)?;
         let v = name.value.as_str();
         let valid = !v.is_empty()
-            && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && v.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             && !v.starts_with(|c: char| c.is_ascii_digit());
         if valid {
             return Some(name);
@@ -241,8 +255,19 @@ pub fn looks_like_secret(v: &str) -> bool {
     if prefixes.iter().any(|p| v.starts_with(p)) {
         return true;
     }
-    if v.contains("://") {
-        return true;
+    if let Some((_, rest)) = v.split_once("://") {
+        let webhook = [
+            "hooks.slack.com",
+            "discord.com/api/webhooks",
+            "discordapp.com/api/webhooks",
+            "api.telegram.org/bot",
+        ];
+        let token_segment = rest.split(['/', '?', '&', '=']).any(|seg| {
+            seg.len() >= 20
+                && seg.chars().any(|c| c.is_ascii_digit())
+                && seg.chars().any(|c| c.is_ascii_alphabetic())
+        });
+        return rest.contains('@') || webhook.iter().any(|w| rest.contains(w)) || token_segment;
     }
     let long_token = v.len() >= 24 && !v.contains(' ');
     let mixed = v.chars().any(|c| c.is_ascii_lowercase()) && v.chars().any(|c| c.is_ascii_digit());
@@ -254,8 +279,16 @@ impl<'a> MapReader<'a> {
         if !self.known.contains(&key) {
             self.known.push(key);
         }
-        let i = self.entries.iter().position(|(k, _)| k.text() == Some(key))?;
-        self.used[i] = true;
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| k.text() == Some(key))?;
+        // a repeated key is E003 already; the first value counts, the repeat is not unknown
+        for (j, (k, _)) in self.entries.iter().enumerate() {
+            if k.text() == Some(key) {
+                self.used[j] = true;
+            }
+        }
         let (k, v) = &self.entries[i];
         Some((k, v))
     }
@@ -302,7 +335,11 @@ impl<'a> MapReader<'a> {
             let text = key.text().unwrap_or("?");
             let mut known = self.known.clone();
             known.sort_unstable();
-            let listed = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            let listed = known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let help = match did_you_mean(text, known.iter().copied()) {
                 Some(dym) => dym,
                 None => format!("{} takes {listed}", self.what),

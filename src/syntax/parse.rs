@@ -49,14 +49,13 @@ pub fn parse_condition(text: &str) -> Result<Expr, SyntaxError> {
         .next()
         .and_then(|p| p.into_inner().next())
         .ok_or_else(|| SyntaxError::new(0..text.len(), "empty condition"))?;
-    build_or(top)
+    build_or(top, 0)
 }
 
 /// Rejects inputs nested deeper than [`MAX_NESTING`] before the recursive parser sees
 /// them, so that `((((...` cannot exhaust the stack.
 fn check_nesting(text: &str) -> Result<(), SyntaxError> {
     let mut depth = 0usize;
-    let mut nots = 0usize;
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for (i, ch) in text.char_indices() {
@@ -74,13 +73,14 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
             '"' | '\'' => quote = Some(ch),
             '(' => depth += 1,
             ')' => depth = depth.saturating_sub(1),
-            '!' => nots += 1,
-            c if !c.is_whitespace() => nots = 0,
             _ => {}
         }
-        if depth > MAX_NESTING || nots > MAX_NESTING {
-            let mut e = SyntaxError::new(i..i + 1, format!("the condition nests deeper than {MAX_NESTING} levels"))
-                .help("simplify the condition: split it into several rules");
+        if depth > MAX_NESTING {
+            let mut e = SyntaxError::new(
+                i..i + 1,
+                format!("the condition nests deeper than {MAX_NESTING} levels"),
+            )
+            .help("simplify the condition: split it into several rules");
             e.too_complex = true;
             return Err(e);
         }
@@ -93,12 +93,24 @@ fn pos(pair: &Pair<'_, Rule>) -> Pos {
     Pos(s.start()..s.end())
 }
 
-fn build_or(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
+fn too_deep(at: usize) -> SyntaxError {
+    let mut e = SyntaxError::new(
+        at..at + 1,
+        format!("the condition nests deeper than {MAX_NESTING} levels"),
+    )
+    .help("simplify the condition: split it into several rules");
+    e.too_complex = true;
+    e
+}
+
+// `depth` counts the enclosing groups and negations, so that the AST (and every
+// recursive walk over it) stays shallow whatever the input.
+fn build_or(pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, SyntaxError> {
     let p = pos(&pair);
     let mut items = Vec::new();
     for inner in pair.into_inner() {
         if inner.as_rule() == Rule::and_expr {
-            items.push(build_and(inner)?);
+            items.push(build_and(inner, depth)?);
         }
     }
     Ok(if items.len() == 1 {
@@ -108,12 +120,12 @@ fn build_or(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
     })
 }
 
-fn build_and(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
+fn build_and(pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, SyntaxError> {
     let p = pos(&pair);
     let mut items = Vec::new();
     for inner in pair.into_inner() {
         if inner.as_rule() == Rule::unary {
-            items.push(build_unary(inner)?);
+            items.push(build_unary(inner, depth)?);
         }
     }
     Ok(if items.len() == 1 {
@@ -123,19 +135,28 @@ fn build_and(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
     })
 }
 
-fn build_unary(pair: Pair<'_, Rule>) -> Result<Expr, SyntaxError> {
+fn build_unary(pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, SyntaxError> {
     let mut nots: Vec<usize> = Vec::new();
     let end = pair.as_span().end();
     let mut expr = None;
     for inner in pair.into_inner() {
         match inner.as_rule() {
-            Rule::not_op => nots.push(inner.as_span().start()),
+            Rule::not_op => {
+                if depth + nots.len() >= MAX_NESTING {
+                    return Err(too_deep(inner.as_span().start()));
+                }
+                nots.push(inner.as_span().start());
+            }
             Rule::group => {
+                let at = inner.as_span().start();
+                if depth + nots.len() >= MAX_NESTING {
+                    return Err(too_deep(at));
+                }
                 let body = inner
                     .into_inner()
                     .next()
-                    .ok_or_else(|| SyntaxError::new(0..0, "empty parentheses"))?;
-                expr = Some(build_or(body)?);
+                    .ok_or_else(|| SyntaxError::new(at..at + 1, "empty parentheses"))?;
+                expr = Some(build_or(body, depth + nots.len() + 1)?);
             }
             Rule::predicate => expr = Some(build_predicate(inner)?),
             _ => {}
@@ -244,7 +265,10 @@ fn number(text: &str, range: Range<usize>) -> Result<f64, SyntaxError> {
     let clean: String = text.chars().filter(|c| *c != '_').collect();
     match clean.parse::<f64>() {
         Ok(n) if n.is_finite() => Ok(n),
-        _ => Err(SyntaxError::new(range, format!("`{text}` is not a number that fits"))),
+        _ => Err(SyntaxError::new(
+            range,
+            format!("`{text}` is not a number that fits"),
+        )),
     }
 }
 
@@ -266,8 +290,11 @@ fn duration(pair: Pair<'_, Rule>) -> Result<Duration, SyntaxError> {
     let n = number(amount, range.clone())?;
     let ms = n * unit_ms(unit) as f64;
     if ms.fract() != 0.0 || ms > u64::MAX as f64 / 2.0 {
-        return Err(SyntaxError::new(range, format!("`{amount}{unit}` is not a whole number of milliseconds"))
-            .help("write a whole number of a smaller unit, e.g. `1500ms`"));
+        return Err(SyntaxError::new(
+            range,
+            format!("`{amount}{unit}` is not a whole number of milliseconds"),
+        )
+        .help("write a whole number of a smaller unit, e.g. `1500ms`"));
     }
     Ok(Duration { ms: ms as u64 })
 }
@@ -283,7 +310,12 @@ fn rate(pair: Pair<'_, Rule>) -> Result<Rate, SyntaxError> {
     })
 }
 
-fn single<'t>(rule: Rule, text: &'t str, what: &str, example: &str) -> Result<Pair<'t, Rule>, SyntaxError> {
+fn single<'t>(
+    rule: Rule,
+    text: &'t str,
+    what: &str,
+    example: &str,
+) -> Result<Pair<'t, Rule>, SyntaxError> {
     let pairs = Grammar::parse(rule, text).map_err(|e| {
         let mut err = convert(e, text);
         err.message = format!("`{text}` is not {what}");
@@ -299,12 +331,22 @@ fn single<'t>(rule: Rule, text: &'t str, what: &str, example: &str) -> Result<Pa
 
 /// `30s`, `500ms`, `5m`, `6h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, SyntaxError> {
-    duration(single(Rule::duration_value, text, "a duration", "`500ms`, `30s`, `5m`, `6h` or `1d`")?)
+    duration(single(
+        Rule::duration_value,
+        text,
+        "a duration",
+        "`500ms`, `30s`, `5m`, `6h` or `1d`",
+    )?)
 }
 
 /// `10/min`, `100/hour`.
 pub fn parse_rate(text: &str) -> Result<Rate, SyntaxError> {
-    rate(single(Rule::rate_value, text, "a rate", "`10/min` or `100/hour`")?)
+    rate(single(
+        Rule::rate_value,
+        text,
+        "a rate",
+        "`10/min` or `100/hour`",
+    )?)
 }
 
 /// `every 6h`.
@@ -325,7 +367,12 @@ pub fn parse_interval(text: &str) -> Result<Duration, SyntaxError> {
 
 /// `$0.10` or `0.10` (dollars).
 pub fn parse_money(text: &str) -> Result<f64, SyntaxError> {
-    let pair = single(Rule::money_value, text, "an amount of money", "`$0.10` or `0.10`")?;
+    let pair = single(
+        Rule::money_value,
+        text,
+        "an amount of money",
+        "`$0.10` or `0.10`",
+    )?;
     let range = pos(&pair).0;
     number(pair.as_str().trim_start_matches('$'), range)
 }
@@ -345,13 +392,20 @@ pub fn parse_cron(text: &str) -> Result<Cron, SyntaxError> {
     let pairs = Grammar::parse(Rule::cron_value, text).map_err(|e| {
         let mut err = convert(e, text);
         err.message = format!("`{text}` is not a cron schedule");
-        err.help = Some("write five fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * *`".into());
+        err.help = Some(
+            "write five fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * *`"
+                .into(),
+        );
         err
     })?;
     let fields: Vec<Pair<'_, Rule>> = pairs
         .into_iter()
         .next()
-        .map(|p| p.into_inner().filter(|p| p.as_rule() == Rule::cron_field).collect())
+        .map(|p| {
+            p.into_inner()
+                .filter(|p| p.as_rule() == Rule::cron_field)
+                .collect()
+        })
         .unwrap_or_default();
     const LIMITS: [(&str, u8, u8); 5] = [
         ("minute", 0, 59),
@@ -367,7 +421,8 @@ pub fn parse_cron(text: &str) -> Result<Cron, SyntaxError> {
     }
     let mut it = sets.into_iter();
     let mut next = || it.next().unwrap_or_default();
-    let (minutes, hours, days_of_month, months, mut days_of_week) = (next(), next(), next(), next(), next());
+    let (minutes, hours, days_of_month, months, mut days_of_week) =
+        (next(), next(), next(), next(), next());
     // 7 and 0 are both Sunday
     if days_of_week.contains(&7) {
         days_of_week.retain(|d| *d != 7);
@@ -384,14 +439,25 @@ pub fn parse_cron(text: &str) -> Result<Cron, SyntaxError> {
     })
 }
 
-fn cron_field(text: &str, name: &str, lo: u8, hi: u8, range: Range<usize>) -> Result<Vec<u8>, SyntaxError> {
+fn cron_field(
+    text: &str,
+    name: &str,
+    lo: u8,
+    hi: u8,
+    range: Range<usize>,
+) -> Result<Vec<u8>, SyntaxError> {
     let bad = |msg: String| {
-        SyntaxError::new(range.clone(), msg).help(format!("the {name} field takes values from {lo} to {hi}"))
+        SyntaxError::new(range.clone(), msg)
+            .help(format!("the {name} field takes values from {lo} to {hi}"))
     };
     let mut set = Vec::new();
     for item in text.split(',') {
         let (body, step) = match item.split_once('/') {
-            Some((b, s)) => (b, s.parse::<u16>().map_err(|_| bad(format!("bad step in `{item}`")))?),
+            Some((b, s)) => (
+                b,
+                s.parse::<u16>()
+                    .map_err(|_| bad(format!("bad step in `{item}`")))?,
+            ),
             None => (item, 1),
         };
         if step == 0 {
@@ -401,12 +467,18 @@ fn cron_field(text: &str, name: &str, lo: u8, hi: u8, range: Range<usize>) -> Re
             (lo as u16, hi as u16)
         } else {
             let (a, b) = body.split_once('-').unwrap_or((body, body));
-            let a = a.parse::<u16>().map_err(|_| bad(format!("`{a}` is not a number")))?;
-            let b = b.parse::<u16>().map_err(|_| bad(format!("`{b}` is not a number")))?;
+            let a = a
+                .parse::<u16>()
+                .map_err(|_| bad(format!("`{a}` is not a number")))?;
+            let b = b
+                .parse::<u16>()
+                .map_err(|_| bad(format!("`{b}` is not a number")))?;
             (a, b)
         };
         if start < lo as u16 || end > hi as u16 || start > end {
-            return Err(bad(format!("`{item}` is outside the {name} range {lo}-{hi}")));
+            return Err(bad(format!(
+                "`{item}` is outside the {name} range {lo}-{hi}"
+            )));
         }
         let mut v = start;
         while v <= end {
@@ -456,13 +528,14 @@ fn convert(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
     while !text.is_char_boundary(end) {
         end += 1;
     }
-    let found = text[at..]
-        .split_whitespace()
-        .next()
-        .map_or("the end of the condition".to_string(), |w| {
-            let w: String = w.chars().take(20).collect();
-            format!("`{w}`")
-        });
+    let found =
+        text[at..]
+            .split_whitespace()
+            .next()
+            .map_or("the end of the condition".to_string(), |w| {
+                let w: String = w.chars().take(20).collect();
+                format!("`{w}`")
+            });
     let message = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(rule_name).collect();

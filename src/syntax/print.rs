@@ -14,9 +14,9 @@ pub fn print(expr: &Expr) -> String {
 fn write_expr(out: &mut String, expr: &Expr) {
     match expr {
         Expr::Or(items, _) => write_joined(out, items, " || ", |e| matches!(e, Expr::Or(..))),
-        Expr::And(items, _) => {
-            write_joined(out, items, " && ", |e| matches!(e, Expr::Or(..) | Expr::And(..)))
-        }
+        Expr::And(items, _) => write_joined(out, items, " && ", |e| {
+            matches!(e, Expr::Or(..) | Expr::And(..))
+        }),
         Expr::Not(inner, _) => {
             out.push('!');
             write_wrapped(out, inner, matches!(**inner, Expr::Or(..) | Expr::And(..)));
@@ -115,7 +115,12 @@ pub fn value_to_string(value: &Value) -> String {
 
 /// The largest unit that divides the duration exactly: `300000ms` prints as `5m`.
 pub fn duration(d: Duration) -> String {
-    const UNITS: [(u64, &str); 4] = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ];
     for (ms, unit) in UNITS {
         if d.ms != 0 && d.ms % ms == 0 {
             return format!("{}{unit}", d.ms / ms);

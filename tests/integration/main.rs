@@ -1,0 +1,9 @@
+//! The one integration-test binary; each module is one topic.
+
+mod cli;
+mod common;
+mod docs;
+mod fixtures;
+mod props;
+mod robustness;
+mod seed;
