@@ -53,8 +53,13 @@ for target in $FUZZ_TARGETS; do
     chmod -R u+w "$corpus"
 
     echo "smoke.sh: fuzzing $target for $FUZZ_SECONDS s" >&2
+    dict=()
+    if [ -f "fuzz/dicts/$target.dict" ]; then
+        dict=(-dict="fuzz/dicts/$target.dict")
+    fi
     t=$SECONDS
     if ! fuzz run --sanitizer "$FUZZ_SANITIZER" "$target" "$corpus" -- \
+        "${dict[@]}" \
         -max_total_time="$FUZZ_SECONDS" \
         -max_len=65536 \
         -rss_limit_mb=2048 \

@@ -27,13 +27,6 @@ impl Span {
         self.start as usize..self.end as usize
     }
 
-    /// A sub-span given as byte offsets relative to this span's start.
-    pub fn sub(self, range: Range<usize>) -> Span {
-        let start = self.start as usize + range.start;
-        let end = (self.start as usize + range.end).min(self.end as usize);
-        Span::new(self.file, start.min(end)..end)
-    }
-
     /// The smallest span covering both (same file assumed; otherwise `self`).
     pub fn to(self, other: Span) -> Span {
         if self.file != other.file {

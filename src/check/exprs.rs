@@ -250,7 +250,7 @@ impl Checker<'_> {
                 ),
             )
             .primary_label(format!("expected {}", attr.ty.describe()))
-            .label(self.span(apos), format!("{}", attr.ty.describe()))
+            .label(self.span(apos), attr.ty.describe().to_string())
             .help(help);
             self.push(d);
             return false;

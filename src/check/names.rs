@@ -103,9 +103,14 @@ pub fn undefined<'a>(
 
 pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     let d = &policy.declared;
-    let has_model = |n: &str| d.models.iter().any(|m| m == n);
-    let has_provider = |n: &str| d.providers.iter().any(|m| m == n);
-    let has_pool = |n: &str| d.pools.iter().any(|m| m == n);
+    let (models, providers, pools) = (
+        name_set(&d.models),
+        name_set(&d.providers),
+        name_set(&d.pools),
+    );
+    let has_model = |n: &str| models.contains(n);
+    let has_provider = |n: &str| providers.contains(n);
+    let has_pool = |n: &str| pools.contains(n);
     let model_names = || d.models.iter().map(String::as_str);
     let provider_names = || d.providers.iter().map(String::as_str);
     let pool_names = || d.pools.iter().map(String::as_str);
@@ -236,4 +241,8 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+fn name_set(names: &[String]) -> std::collections::HashSet<&str> {
+    names.iter().map(String::as_str).collect()
 }

@@ -25,7 +25,7 @@ pub fn offset_map(raw: &str, value: &str, style: Style) -> OffsetMap {
             return OffsetMap::Shifted(open as u32);
         }
     }
-    OffsetMap::Table(align(raw, value, style, open).into())
+    OffsetMap::Table(align(raw, value, style, open))
 }
 
 fn align(raw: &str, value: &str, style: Style, open: usize) -> Arc<[u32]> {

@@ -52,11 +52,17 @@ fn named<T>(
     from: Vec<T>,
     name: fn(&T) -> &Name,
 ) {
+    let mut index: std::collections::HashMap<String, usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (name(item).value.clone(), i))
+        .collect();
     for item in from {
         let n = name(&item);
-        if let Some(first) = into.iter().find(|i| name(i).value == n.value) {
-            diags.push(duplicate(what, &n.value, n.span, name(first).span));
+        if let Some(&first) = index.get(&n.value) {
+            diags.push(duplicate(what, &n.value, n.span, name(&into[first]).span));
         } else {
+            index.insert(n.value.clone(), into.len());
             into.push(item);
         }
     }

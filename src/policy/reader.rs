@@ -66,9 +66,10 @@ impl Ctx {
             return Vec::new();
         };
         let mut out: Vec<(Name, &'a Node)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in entries {
             // a repeated key is E003 already: the first entry counts, as everywhere
-            if out.iter().any(|(n, _)| k.text() == Some(n.value.as_str())) {
+            if !seen.insert(k.text()) {
                 continue;
             }
             if let Some(name) = self.string(k, "a name") {

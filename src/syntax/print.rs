@@ -122,7 +122,7 @@ pub fn duration(d: Duration) -> String {
         (1_000, "s"),
     ];
     for (ms, unit) in UNITS {
-        if d.ms != 0 && d.ms % ms == 0 {
+        if d.ms != 0 && d.ms.is_multiple_of(ms) {
             return format!("{}{unit}", d.ms / ms);
         }
     }
