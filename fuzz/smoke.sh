@@ -52,6 +52,18 @@ for target in $FUZZ_TARGETS; do
     fi
     chmod -R u+w "$corpus"
 
+    # inputs that once crashed must keep passing (each is run once)
+    regressions=(fuzz/regressions/"$target"-*)
+    if [ -e "${regressions[0]}" ]; then
+        echo "smoke.sh: replaying ${#regressions[@]} regression input(s) for $target" >&2
+        if ! fuzz run --sanitizer "$FUZZ_SANITIZER" "$target" "${regressions[@]}" -- \
+            -rss_limit_mb=2048 -timeout="$FUZZ_INPUT_TIMEOUT"; then
+            echo "smoke.sh: $target FAILED on a saved regression input" >&2
+            failed+=("$target")
+            continue
+        fi
+    fi
+
     echo "smoke.sh: fuzzing $target for $FUZZ_SECONDS s" >&2
     dict=()
     if [ -f "fuzz/dicts/$target.dict" ]; then

@@ -4,7 +4,7 @@
 //! without health checks (W065) and inactive models in use (W070).
 
 use crate::diag::{Code, Diagnostic};
-use crate::policy::{HealthCheck, Metric, Model, ModelStatus, Policy, Spanned, Target};
+use crate::policy::{HealthCheck, Metric, Model, ModelStatus, Name, Policy, Spanned, Target};
 use crate::source::Span;
 
 use super::names::Symbols;
@@ -477,35 +477,30 @@ fn channels(policy: &Policy, diags: &mut Vec<Diagnostic>) {
                 "delivered nowhere",
             ));
         }
-        for (i, ch) in rule.channels.iter().enumerate() {
-            if let Some(first) = rule.channels[..i].iter().find(|c| c.value == ch.value) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::DuplicateListValue,
-                        ch.span,
-                        format!("`{}` is listed twice", ch.value),
-                    )
-                    .primary_label("repeated here")
-                    .label(first.span, "first listed here")
-                    .help("remove the repeat"),
-                );
-            }
-        }
+        repeated(diags, &rule.channels);
     }
     for m in &policy.models {
-        for (i, cap) in m.capabilities.iter().enumerate() {
-            if let Some(first) = m.capabilities[..i].iter().find(|c| c.value == cap.value) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::DuplicateListValue,
-                        cap.span,
-                        format!("`{}` is listed twice", cap.value),
-                    )
-                    .primary_label("repeated here")
-                    .label(first.span, "first listed here")
-                    .help("remove the repeat"),
-                );
-            }
+        repeated(diags, &m.capabilities);
+    }
+    for pool in policy.balancing.iter().flat_map(|b| &b.pools) {
+        repeated(diags, &pool.models);
+    }
+}
+
+/// W031 for every name listed a second time.
+fn repeated(diags: &mut Vec<Diagnostic>, names: &[Name]) {
+    for (i, name) in names.iter().enumerate() {
+        if let Some(first) = names[..i].iter().find(|c| c.value == name.value) {
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateListValue,
+                    name.span,
+                    format!("`{}` is listed twice", name.value),
+                )
+                .primary_label("repeated here")
+                .label(first.span, "first listed here")
+                .help("remove the repeat"),
+            );
         }
     }
 }

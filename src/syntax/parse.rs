@@ -550,7 +550,10 @@ fn convert(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
     };
     let mut err = SyntaxError::new(at..end, message);
     let rest = &text[at..];
-    if rest.starts_with('=') && !rest.starts_with("==") {
+    let after_digit = text[..at].ends_with(|c: char| c.is_ascii_digit());
+    if after_digit && rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        err = err.help("numbers take no suffix: write `8000`, not `8k`; durations take `ms`, `s`, `m`, `h` or `d`");
+    } else if rest.starts_with('=') && !rest.starts_with("==") {
         err = err.help("compare with `==`, not `=`");
     } else if rest.starts_with('&') && !rest.starts_with("&&") {
         err = err.help("write `&&` (or `and`)");
