@@ -5,8 +5,10 @@
 //! numbers). Every stage reports [`diag::Diagnostic`]s; only [`diag::render`] formats them.
 
 pub mod check;
+pub mod compile;
 pub mod diag;
 pub mod driver;
+pub mod lint;
 pub mod load;
 pub mod policy;
 pub mod source;

@@ -40,6 +40,9 @@ struct CheckArgs {
     /// Print the documentation of a diagnostic code (e.g. `E020`) and exit.
     #[arg(long, value_name = "CODE")]
     explain: Option<String>,
+    /// Also report informational findings (overlapping rules).
+    #[arg(long)]
+    info: bool,
     /// When to use colour in human output.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -92,7 +95,8 @@ fn check(args: CheckArgs) -> ExitCode {
             }
         };
     }
-    let checked = match driver::check_paths(&args.paths) {
+    let opts = driver::Options { infos: args.info };
+    let checked = match driver::check_paths(&args.paths, opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

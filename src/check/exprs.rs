@@ -142,27 +142,18 @@ impl Checker<'_> {
                 self.attr_vs_lit(a, &ap.0, op.flipped(), lit)
             }
             (Operand::Attr(a, ap), Operand::Attr(b, bp)) => {
-                let (Some(x), Some(y)) = (self.attr(a, &ap.0), self.attr(b, &bp.0)) else {
+                // both must exist; then the comparison itself is what is unsupported
+                let (Some(_), Some(_)) = (self.attr(a, &ap.0), self.attr(b, &bp.0)) else {
                     return;
                 };
-                let same = match (&x.ty, &y.ty) {
-                    (Ty::Enum(_) | Ty::String, Ty::Enum(_) | Ty::String) => true,
-                    (Ty::Int | Ty::Number, Ty::Int | Ty::Number) => true,
-                    (p, q) => p == q,
-                };
-                if !same {
-                    let d = Diagnostic::new(
-                        Code::TypeMismatch,
-                        self.span(&(ap.0.start..bp.0.end)),
-                        format!("`{a}` and `{b}` cannot be compared"),
-                    )
-                    .primary_label(format!("{} against {}", x.ty.describe(), y.ty.describe()))
-                    .label(self.span(&ap.0), x.ty.describe())
-                    .label(self.span(&bp.0), y.ty.describe());
-                    self.push(d);
-                } else {
-                    self.ordering(&x, op, &(ap.0.start..bp.0.end));
-                }
+                let d = Diagnostic::new(
+                    Code::AttributeComparison,
+                    self.span(&(ap.0.start..bp.0.end)),
+                    format!("`{a}` is compared with another attribute, `{b}`"),
+                )
+                .primary_label("two request attributes")
+                .help("compare each attribute with a value; conditions compile to a table indexed by one attribute at a time");
+                self.push(d);
             }
             (Operand::Lit(l), Operand::Lit(r)) => {
                 let d = Diagnostic::new(

@@ -177,6 +177,12 @@ codes! {
         why: "There is no meaningful answer to `task_type > \"analysis\"`.",
         fix: "Use `==`, `!=` or `in [...]` for unordered values; compare non-boolean attributes explicitly.",
     }
+    AttributeComparison = "E033" Error "attribute-comparison" {
+        summary: "a condition that compares two request attributes",
+        what: "A comparison has a request attribute on both sides (`max_tokens_wanted > estimated_tokens`).",
+        why: "Conditions compile into a decision table indexed by each attribute's value classes; a relation between two attributes has no such classes, so it cannot be compiled or analysed.",
+        fix: "Compare each attribute with a literal value; if the relation matters, let the client send it as a boolean attribute.",
+    }
     ConstantCondition = "W030" Warning "constant-comparison" {
         summary: "a comparison whose result does not depend on the request",
         what: "A comparison is always true or always false: it compares two literals, or a value outside the attribute's declared range (`estimated_tokens < 0`).",
@@ -201,11 +207,47 @@ codes! {
         why: "Rules are tried in order and the fallback matches everything: rules after it can never fire.",
         fix: "Move the fallback to the end of the list and keep only one.",
     }
+    ShadowedRule = "W042" Warning "shadowed-rule" {
+        summary: "a rule that can never fire",
+        what: "Every request the rule's condition matches is already taken by earlier rules; the message names them.",
+        why: "Rules are tried in order, so the rule is dead code; usually the earlier rule is too broad or the two are in the wrong order.",
+        fix: "Move the rule above the rules that shadow it, narrow them, or delete the rule.",
+    }
+    NeverMatches = "W043" Warning "never-matches" {
+        summary: "a condition that matches no request",
+        what: "The parts of the condition contradict each other (`tier == \"a\" && tier == \"b\"`), or ask for values outside the attributes' declared ranges.",
+        why: "The rule can never fire, which is rarely what its author meant.",
+        fix: "Correct the condition, or delete the rule.",
+    }
+    AlwaysMatches = "W044" Warning "always-matches" {
+        summary: "a rule whose condition matches every request",
+        what: "A rule that is not the `fallback` matches every possible request.",
+        why: "Every rule after it is dead, and a catch-all hidden in an `if:` is easy to misread.",
+        fix: "Write it as `- fallback: NAME` at the end of the list, or narrow the condition.",
+    }
+    Uncovered = "W045" Warning "uncovered-requests" {
+        summary: "requests that no rule matches, with no fallback",
+        what: "Some requests match no routing rule and the list has no `fallback`; the message gives one such request.",
+        why: "The gateway has no route for them and must refuse them.",
+        fix: "Add `- fallback: NAME` as the last rule, or a rule for the example request.",
+    }
+    OverlappingRules = "I046" Info "overlapping-rules" {
+        summary: "rules whose conditions overlap",
+        what: "Some requests match both this rule and an earlier one; the earlier rule decides them. Shown with `--info`.",
+        why: "Overlaps are normal in first-match lists, but it helps to see which requests a rule really gets.",
+        fix: "Nothing, if the order is intended; otherwise reorder or narrow the rules.",
+    }
     MissingCapability = "E050" Error "missing-capability" {
         summary: "a task type routed to a model that lacks a capability it requires",
         what: "A rule whose condition selects a task type sends it to a model (or a pool with a member) that does not list a capability the task type requires under `request.task_type.requires`.",
         why: "The request would be answered by a model known not to be able to do the task.",
         fix: "Route the task type to a model with the capability, or add the capability to the model if it has it.",
+    }
+    CapabilityReach = "W051" Warning "capability-reach" {
+        summary: "a request type that reaches a model lacking a capability it requires",
+        what: "A rule's condition does not exclude a task type (or other attribute value) whose requirements the rule's model, or a member of its pool, does not meet; the message gives a request that takes this path.",
+        why: "Such requests are answered by a model known not to be able to do the task; the typical cause is a broad early rule (`task_complexity == \"simple\"`) that catches task types it was not meant for.",
+        fix: "Restrict the rule to the task types its model can serve (`&& task_type in [...]`), or route the other task types before it.",
     }
     UnprovidedCapability = "W050" Warning "unprovided-capability" {
         summary: "a capability that no model provides",
@@ -273,6 +315,42 @@ codes! {
         why: "Deprecated models are about to disappear and disabled ones will not be called: traffic routed there fails or moves unexpectedly.",
         fix: "Route to an active model, or set the model's status back to `active`.",
     }
+    UnusedModel = "W071" Warning "unused-model" {
+        summary: "a model that no traffic can reach",
+        what: "A declared model is the target of no routing rule, member of no pool used by a rule, and target of no downgrade or `fallback_to`.",
+        why: "It is either dead configuration or a rule that was meant to use it is missing.",
+        fix: "Route to it, or delete it.",
+    }
+    UnusedPool = "W072" Warning "unused-pool" {
+        summary: "a pool that no rule routes to",
+        what: "A load-balancing pool is declared, but no routing rule has `pool: NAME` (or `fallback: NAME`) naming it.",
+        why: "Its weights, limits and health checks never apply: traffic goes to the models directly.",
+        fix: "Route rules to the pool with `pool: NAME`, or delete it.",
+    }
+    UnusedProvider = "W073" Warning "unused-provider" {
+        summary: "a provider that nothing uses",
+        what: "A declared provider serves no model and takes no part in failover.",
+        why: "It is dead configuration, often a misspelt provider name on the models' side.",
+        fix: "Use it from a model or the failover chain, or delete it.",
+    }
+    CheapestDowngrade = "W074" Warning "cheapest-downgrade" {
+        summary: "a downgrade with nowhere to go",
+        what: "`downgrade_to: next_cheaper` can be triggered while traffic is on the cheapest routed model, which has no cheaper model to move to.",
+        why: "When the cost window is breached on that model, the downgrade does nothing and the breach persists.",
+        fix: "Add a cheaper model, or make sure the cheapest model is never the one whose cost breaches the threshold.",
+    }
+    DowngradeCycle = "W075" Warning "downgrade-cycle" {
+        summary: "a downgrade that does not make things cheaper",
+        what: "`downgrade_to` names a model that is not cheaper than some model it replaces, so downgrades can go up in price or return to where they started.",
+        why: "A downgrade that raises the cost per token makes a cost breach worse, and a cycle never settles.",
+        fix: "Downgrade to the cheapest model in use, or use `next_cheaper`.",
+    }
+    FailoverDeadEnd = "W076" Warning "failover-dead-end" {
+        summary: "a failover provider that serves none of the models in use",
+        what: "A provider in the failover chain has no declared model, so traffic failed over to it has nothing to run on.",
+        why: "The failover looks configured but cannot carry traffic: at 3 AM it is a dead end.",
+        fix: "Declare models for the provider, or remove it from the failover chain.",
+    }
     EventWithoutProducer = "W080" Warning "event-without-producer" {
         summary: "a notification route for an event type that nothing emits",
         what: "A notification rule routes an event type that is neither emitted by the gateway nor declared under `events:`.",
@@ -284,6 +362,18 @@ codes! {
         what: "A feature is set to notify (`scheduled_failover.notify: true`), but no notification rule routes its event type to a channel.",
         why: "The notification is produced and dropped; the people who expect it never hear of it.",
         fix: "Add a `routing_rules` entry for the event type named in the message.",
+    }
+    UnusedChannel = "W082" Warning "unused-channel" {
+        summary: "a channel that no notification route uses",
+        what: "A notification channel is declared, but no `routing_rules` entry sends anything to it.",
+        why: "Its endpoint and credentials are configured for nothing; usually a route is missing.",
+        fix: "Add it to a route's `channels`, or delete it.",
+    }
+    UnusedTemplate = "W083" Warning "unused-template" {
+        summary: "a template that no route uses",
+        what: "A content template is declared, but no notification route names it in `content_template`.",
+        why: "It is dead configuration, often a misspelt template name on the route's side.",
+        fix: "Use it from a route, or delete it.",
     }
     SecretInPolicy = "E090" Error "secret-in-policy" {
         summary: "a secret written into the policy",

@@ -8,7 +8,8 @@ use super::{render, Code};
 pub fn example_output(code: Code) -> String {
     let doc = code.doc();
     let name = format!("{}.yaml", doc.code);
-    let checked = crate::driver::check_text(&name, doc.example);
+    let opts = crate::driver::Options { infos: true };
+    let checked = crate::driver::check_text_with(&name, doc.example, opts);
     render::human(&checked.sources, &checked.diagnostics, false)
 }
 

@@ -15,6 +15,8 @@ use crate::source::Span;
 pub enum Severity {
     Error,
     Warning,
+    /// facts worth knowing that are not problems (shown with `--info`)
+    Info,
 }
 
 impl Severity {
@@ -22,6 +24,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Info => "info",
         }
     }
 }
@@ -121,12 +124,14 @@ pub fn normalize(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
 pub struct Summary {
     pub errors: usize,
     pub warnings: usize,
+    pub infos: usize,
 }
 
 pub fn summarize(diags: &[Diagnostic]) -> Summary {
-    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
     Summary {
-        errors,
-        warnings: diags.len() - errors,
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
     }
 }

@@ -48,6 +48,7 @@ fn to_codespan(d: &Diagnostic) -> cs::Diagnostic<FileId> {
     let severity = match d.severity {
         Severity::Error => cs::Severity::Error,
         Severity::Warning => cs::Severity::Warning,
+        Severity::Info => cs::Severity::Note,
     };
     let mut labels = vec![
         cs::Label::primary(d.primary.span.file, d.primary.span.range())
@@ -106,20 +107,25 @@ fn plain_line(sources: &SourceMap, d: &Diagnostic) -> String {
 pub fn summary_line(diags: &[Diagnostic]) -> String {
     let s = summarize(diags);
     if s.errors == 0 && s.warnings == 0 {
-        return "no problems found\n".to_string();
+        return match s.infos {
+            0 => "no problems found\n".to_string(),
+            n => format!("no problems found, {}\n", plural(n, "note")),
+        };
     }
-    let plural = |n: usize, word: &str| {
-        if n == 1 {
-            format!("{n} {word}")
-        } else {
-            format!("{n} {word}s")
-        }
-    };
-    format!(
-        "found {}, {}\n",
-        plural(s.errors, "error"),
-        plural(s.warnings, "warning")
-    )
+    let mut line = format!("found {}, {}", plural(s.errors, "error"), plural(s.warnings, "warning"));
+    if s.infos > 0 {
+        line.push_str(&format!(", {}", plural(s.infos, "note")));
+    }
+    line.push('\n');
+    line
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn position(sources: &SourceMap, file: FileId, offset: usize) -> (String, usize, usize) {
@@ -257,5 +263,6 @@ fn sarif_level(s: Severity) -> &'static str {
     match s {
         Severity::Error => "error",
         Severity::Warning => "warning",
+        Severity::Info => "note",
     }
 }

@@ -10,7 +10,7 @@ fn every_code_has_a_fixture_that_triggers_it() {
     let mut missing = Vec::new();
     for code in ALL {
         let path = format!("tests/fixtures/codes/{code}.yaml");
-        let run = rulec(&["check", "--format", "json", &path]);
+        let run = rulec(&["check", "--info", "--format", "json", &path]);
         if !codes(&run.stdout).iter().any(|c| c == code.as_str()) {
             missing.push(format!("{code}: reported {:?}", codes(&run.stdout)));
         }
@@ -46,7 +46,7 @@ fn no_fixture_without_a_code() {
 fn fixture_output_snapshots() {
     for code in ALL {
         let path = format!("tests/fixtures/codes/{code}.yaml");
-        let run = rulec(&["check", "--color", "never", &path]);
+        let run = rulec(&["check", "--info", "--color", "never", &path]);
         insta::with_settings!({
             snapshot_path => root().join("tests/fixtures/codes"),
             prepend_module_to_snapshot => false,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod compile_props;
 mod docs;
 mod fixtures;
 mod props;

@@ -1,0 +1,127 @@
+//! Box covering: is a box inside the union of other boxes, and if not, a point of it
+//! outside them — the witness behind "this rule never fires", "no rule covers this
+//! request" and every example request the analyses print.
+
+use crate::compile::domain::Domain;
+use crate::compile::terms::{cube_contains, cubes_intersect, ClassSet, Cube};
+
+/// A sub-box of `cube` that no box in `others` touches, or `None` when `others` cover
+/// `cube`. Works with an explicit stack: no recursion, whatever the number of boxes.
+pub fn uncovered(cube: &Cube, others: &[&Cube]) -> Option<Cube> {
+    // (region, index of the first box that may still intersect it)
+    let mut stack: Vec<(Cube, usize)> = vec![(cube.clone(), 0)];
+    while let Some((region, mut from)) = stack.pop() {
+        while from < others.len() && !cubes_intersect(&region, others[from]) {
+            from += 1;
+        }
+        let Some(blocker) = others.get(from) else {
+            return Some(region);
+        };
+        if cube_contains(blocker, &region) {
+            continue;
+        }
+        // split along the first attribute the blocker does not fully cover:
+        // the part outside it is checked against the remaining boxes only
+        let Some(d) = region.iter().zip(blocker.iter()).position(|(r, b)| !r.is_subset(b)) else {
+            continue;
+        };
+        let mut inside = region.clone();
+        inside[d] = region[d].and(&blocker[d]);
+        let mut outside = region;
+        outside[d] = outside[d].minus(&blocker[d]);
+        stack.push((inside, from));
+        stack.push((outside, from + 1));
+    }
+    None
+}
+
+/// For every attribute and class, the bitset of boxes that allow it: finds the boxes
+/// that may intersect a given one without testing them all.
+pub struct TermIndex<'t> {
+    terms: &'t [(u32, Cube)],
+    words: usize,
+    sets: Vec<Vec<u64>>,
+    live: Vec<usize>,
+}
+
+impl<'t> TermIndex<'t> {
+    pub fn new(domains: &[Domain], terms: &'t [(u32, Cube)]) -> TermIndex<'t> {
+        let words = terms.len().div_ceil(64).max(1);
+        let sets = domains
+            .iter()
+            .enumerate()
+            .map(|(d, dom)| {
+                let mut v = vec![0u64; dom.classes() as usize * words];
+                for (t, (_, cube)) in terms.iter().enumerate() {
+                    for c in cube[d].iter() {
+                        v[c as usize * words + t / 64] |= 1 << (t % 64);
+                    }
+                }
+                v
+            })
+            .collect();
+        let live = domains.iter().map(|d| d.live.iter().filter(|l| **l).count()).collect();
+        TermIndex { terms, words, sets, live }
+    }
+
+    /// Indexes of the boxes among the first `before` that may intersect `cube`, in
+    /// order (every box that intersects it is listed; a few more may be).
+    pub fn candidate_ids(&self, cube: &Cube, before: usize) -> Vec<usize> {
+        let words = self.words;
+        let mut acc = vec![u64::MAX; words];
+        for (d, set) in cube.iter().enumerate() {
+            if set.len() == self.live[d] {
+                continue; // every box allows some class of an unconstrained attribute
+            }
+            let mut any = vec![0u64; words];
+            for c in set.iter() {
+                for (w, a) in any.iter_mut().enumerate() {
+                    *a |= self.sets[d][c as usize * words + w];
+                }
+            }
+            for (a, b) in acc.iter_mut().zip(&any) {
+                *a &= b;
+            }
+        }
+        let mut out = Vec::new();
+        for (w, word) in acc.iter().enumerate() {
+            let mut x = *word;
+            while x != 0 {
+                let t = w * 64 + x.trailing_zeros() as usize;
+                if t >= before {
+                    return out;
+                }
+                out.push(t);
+                x &= x - 1;
+            }
+        }
+        out
+    }
+
+    /// The boxes among the first `before` that may intersect `cube`, in order.
+    pub fn candidates(&self, cube: &Cube, before: usize) -> Vec<&'t Cube> {
+        self.candidate_ids(cube, before).into_iter().map(|t| &self.terms[t].1).collect()
+    }
+
+    /// The rules with a box among the first `before` that intersects `cube`.
+    pub fn intersecting_rules(&self, cube: &Cube, before: usize) -> Vec<u32> {
+        let mut rules: Vec<u32> = self
+            .candidate_ids(cube, before)
+            .into_iter()
+            .filter(|t| cubes_intersect(&self.terms[*t].1, cube))
+            .map(|t| self.terms[t].0)
+            .collect();
+        rules.dedup();
+        rules
+    }
+}
+
+/// One class per attribute from a non-empty box, preferring a present value to "absent".
+pub fn point(cube: &Cube, absent: impl Fn(usize) -> u16) -> Vec<u16> {
+    cube.iter()
+        .enumerate()
+        .map(|(d, set): (usize, &ClassSet)| {
+            set.iter().find(|c| *c != absent(d)).or_else(|| set.first()).unwrap_or(0)
+        })
+        .collect()
+}
