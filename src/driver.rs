@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::compile::Routing;
 use crate::diag::{self, Code, Diagnostic};
 use crate::load::{self, LoadError};
-use crate::compile::Routing;
 use crate::policy::{self, Policy};
 use crate::source::{FileId, SourceMap};
 
@@ -54,13 +54,24 @@ pub fn check_text_with(name: &str, text: &[u8], opts: Options) -> Checked {
 
 /// No error inside a routing rule, nor one that changes what conditions mean.
 fn routing_is_sound(policy: &Policy, diags: &[Diagnostic]) -> bool {
-    let rule_spans: Vec<crate::source::Span> = policy.routing.iter().flat_map(|r| &r.rules).map(|r| r.span).collect();
+    let rule_spans: Vec<crate::source::Span> = policy
+        .routing
+        .iter()
+        .flat_map(|r| &r.rules)
+        .map(|r| r.span)
+        .collect();
     !diags.iter().filter(|d| d.is_error()).any(|d| {
         let p = d.primary.span;
-        let in_rule = rule_spans.iter().any(|s| s.file == p.file && s.start <= p.start && p.end <= s.end);
+        let in_rule = rule_spans
+            .iter()
+            .any(|s| s.file == p.file && s.start <= p.start && p.end <= s.end);
         let structural = matches!(
             d.code,
-            Code::YamlSyntax | Code::InvalidUtf8 | Code::TooComplex | Code::DuplicateDefinition | Code::UnknownAttribute
+            Code::YamlSyntax
+                | Code::InvalidUtf8
+                | Code::TooComplex
+                | Code::DuplicateDefinition
+                | Code::UnknownAttribute
         );
         in_rule || structural || d.code.as_str().starts_with("E03")
     })

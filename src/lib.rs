@@ -4,12 +4,15 @@
 //! → [`policy`] (the typed policy model) → [`check`] (names, types, capabilities,
 //! numbers). Every stage reports [`diag::Diagnostic`]s; only [`diag::render`] formats them.
 
+pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod diag;
 pub mod driver;
+pub mod graph;
 pub mod lint;
 pub mod load;
 pub mod policy;
 pub mod source;
 pub mod syntax;
+pub mod tools;

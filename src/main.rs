@@ -1,13 +1,11 @@
-//! The `rulec` command line. Exit codes: 0 clean, 1 findings, 2 usage or I/O error.
+//! The `rulec` command line. Exit codes: 0 success, 1 findings or failures, 2 usage or
+//! I/O error.
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+mod cli;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-
-use rulec::diag::{render, Code};
-use rulec::driver;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -22,109 +20,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a policy: parse, resolve names, type-check conditions, lint numbers.
-    Check(CheckArgs),
-}
-
-#[derive(clap::Args)]
-struct CheckArgs {
-    /// Policy files, or folders whose `*.yaml` / `*.yml` files form one policy.
-    #[arg(required_unless_present = "explain")]
-    paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    /// Treat warnings as errors for the exit code (`--deny warnings`).
-    #[arg(long, value_enum)]
-    deny: Option<Deny>,
-    /// Print the documentation of a diagnostic code (e.g. `E020`) and exit.
-    #[arg(long, value_name = "CODE")]
-    explain: Option<String>,
-    /// Also report informational findings (overlapping rules).
-    #[arg(long)]
-    info: bool,
-    /// When to use colour in human output.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-    Sarif,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Deny {
-    Warnings,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
+    /// Check a policy: parse, resolve names, type-check conditions, lint.
+    Check(cli::check::Args),
+    /// Compile a policy into a bundle (decision table, state machines, specs).
+    Compile(cli::compile::Args),
+    /// Explain the decision for one request: the rule that matched and why earlier ones did not.
+    Explain(cli::author::ExplainArgs),
+    /// Run the test cases (`*.test.yaml`) written next to a policy.
+    Test(cli::author::TestArgs),
+    /// Show which requests two policies route differently.
+    Diff(cli::author::DiffArgs),
+    /// Measure decisions: the compiled table against the plain interpreter.
+    Bench(cli::author::BenchArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Check(args) => check(args),
-    }
-}
-
-fn emit(text: &str) {
-    let mut out = std::io::stdout().lock();
-    // a closed pipe (`rulec check | head`) is not an error worth a panic
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
-fn check(args: CheckArgs) -> ExitCode {
-    if let Some(code) = &args.explain {
-        return match Code::parse(code) {
-            Some(code) => {
-                emit(&rulec::diag::docs::explain(code));
-                ExitCode::SUCCESS
-            }
-            None => {
-                eprintln!("error: `{code}` is not a rulec diagnostic code");
-                eprintln!("help: codes look like `E020` or `W060`; the README lists them all");
-                ExitCode::from(2)
-            }
-        };
-    }
-    let opts = driver::Options { infos: args.info };
-    let checked = match driver::check_paths(&args.paths, opts) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let diags = &checked.diagnostics;
-    let text = match args.format {
-        Format::Human => {
-            let color = match args.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            };
-            render::human(&checked.sources, diags, color)
-        }
-        Format::Json => render::json(&checked.sources, diags),
-        Format::Sarif => render::sarif(&checked.sources, diags),
-    };
-    emit(&text);
-    let failing = diags
-        .iter()
-        .any(|d| d.is_error() || matches!(args.deny, Some(Deny::Warnings)));
-    if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    match Cli::parse().command {
+        Command::Check(a) => cli::check::run(a),
+        Command::Compile(a) => cli::compile::run(a),
+        Command::Explain(a) => cli::author::explain(a),
+        Command::Test(a) => cli::author::test(a),
+        Command::Diff(a) => cli::author::diff(a),
+        Command::Bench(a) => cli::author::bench(a),
     }
 }

@@ -7,8 +7,6 @@
 //!   (above ti-1), class 2i+1 is the point ti, class 2k is above tk-1;
 //! - booleans: false, true.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::value::Scalar;
@@ -16,8 +14,17 @@ use super::value::Scalar;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DomainKind {
-    Values { values: Vec<String>, open: bool },
-    Numeric { thresholds: Vec<f64>, integer: bool, min: Option<f64>, max: Option<f64>, unit: Unit },
+    Values {
+        values: Vec<String>,
+        open: bool,
+    },
+    Numeric {
+        thresholds: Vec<f64>,
+        integer: bool,
+        min: Option<f64>,
+        max: Option<f64>,
+        unit: Unit,
+    },
     Bool,
 }
 
@@ -36,10 +43,13 @@ pub enum Unit {
 pub struct Domain {
     pub attr: String,
     pub kind: DomainKind,
-    /// whether each class holds at least one valid value
-    pub live: Vec<bool>,
+    /// whether each class holds at least one valid value (derived, not shipped)
     #[serde(skip)]
-    index: HashMap<String, u16>,
+    pub live: Vec<bool>,
+    /// the values sorted by length, then bytes, with their classes: a binary search
+    /// that mostly compares lengths, and needs no hashing
+    #[serde(skip)]
+    index: Vec<(String, u16)>,
 }
 
 impl Domain {
@@ -48,7 +58,7 @@ impl Domain {
             attr,
             kind,
             live: Vec::new(),
-            index: HashMap::new(),
+            index: Vec::new(),
         };
         d.rebuild();
         d
@@ -62,6 +72,7 @@ impl Domain {
                 .enumerate()
                 .map(|(i, v)| (v.clone(), i as u16))
                 .collect();
+            self.index.sort_by(|(a, _), (b, _)| by_length(a, b));
         }
         self.live = (0..self.classes()).map(|c| self.class_is_live(c)).collect();
     }
@@ -86,7 +97,10 @@ impl Domain {
         };
         match (&self.kind, value) {
             (DomainKind::Values { values, .. }, Scalar::Str(s)) => {
-                self.index.get(s.as_str()).copied().unwrap_or(values.len() as u16)
+                match self.index.binary_search_by(|(v, _)| by_length(v, s)) {
+                    Ok(i) => self.index[i].1,
+                    Err(_) => values.len() as u16,
+                }
             }
             (DomainKind::Numeric { thresholds, .. }, Scalar::Num(x)) => {
                 let i = thresholds.partition_point(|t| t < x);
@@ -104,7 +118,10 @@ impl Domain {
 
     /// The class of a listed value (enums and strings).
     pub fn class_of_value(&self, value: &str) -> Option<u16> {
-        self.index.get(value).copied()
+        self.index
+            .binary_search_by(|(v, _)| by_length(v, value))
+            .ok()
+            .map(|i| self.index[i].1)
     }
 
     /// The open interval or point a numeric class stands for.
@@ -121,7 +138,11 @@ impl Domain {
             return Some((t, t, true));
         }
         let i = c / 2;
-        let lo = if i == 0 { f64::NEG_INFINITY } else { thresholds[i - 1] };
+        let lo = if i == 0 {
+            f64::NEG_INFINITY
+        } else {
+            thresholds[i - 1]
+        };
         let hi = thresholds.get(i).copied().unwrap_or(f64::INFINITY);
         Some((lo, hi, false))
     }
@@ -129,27 +150,47 @@ impl Domain {
     /// A numeric interval class clipped to the attribute's `[min, max]`:
     /// `(a, a_open, b, b_open)`.
     fn clipped(&self, class: u16) -> Option<(f64, bool, f64, bool)> {
-        let DomainKind::Numeric { min, max, .. } = &self.kind else { return None };
+        let DomainKind::Numeric { min, max, .. } = &self.kind else {
+            return None;
+        };
         let (lo, hi, point) = self.bounds(class)?;
         if point {
             return Some((lo, false, hi, false));
         }
         let min = min.unwrap_or(f64::NEG_INFINITY);
         let max = max.unwrap_or(f64::INFINITY);
-        let (a, a_open) = if lo >= min { (lo, true) } else { (min, min.is_infinite()) };
-        let (b, b_open) = if hi <= max { (hi, true) } else { (max, max.is_infinite()) };
+        let (a, a_open) = if lo >= min {
+            (lo, true)
+        } else {
+            (min, min.is_infinite())
+        };
+        let (b, b_open) = if hi <= max {
+            (hi, true)
+        } else {
+            (max, max.is_infinite())
+        };
         Some((a, a_open, b, b_open))
     }
 
     /// The smallest valid value of a numeric class, if any.
     fn first_value(&self, class: u16) -> Option<f64> {
-        let DomainKind::Numeric { integer, .. } = &self.kind else { return None };
+        let DomainKind::Numeric { integer, .. } = &self.kind else {
+            return None;
+        };
         let (a, a_open, b, b_open) = self.clipped(class)?;
         let x = if *integer {
             if a.is_finite() {
-                if a_open { a.floor() + 1.0 } else { a.ceil() }
+                if a_open {
+                    a.floor() + 1.0
+                } else {
+                    a.ceil()
+                }
             } else if b.is_finite() {
-                if b_open { b.ceil() - 1.0 } else { b.floor() }
+                if b_open {
+                    b.ceil() - 1.0
+                } else {
+                    b.floor()
+                }
             } else {
                 0.0
             }
@@ -158,7 +199,13 @@ impl Domain {
                 (true, true) if a_open || b_open => (a + b) / 2.0,
                 (true, _) if !a_open => a,
                 (true, _) => a + 1.0,
-                (false, true) => if b_open { b - 1.0 } else { b },
+                (false, true) => {
+                    if b_open {
+                        b - 1.0
+                    } else {
+                        b
+                    }
+                }
                 (false, false) => 0.0,
             }
         };
@@ -185,16 +232,18 @@ impl Domain {
             return None;
         }
         match &self.kind {
-            DomainKind::Values { values, .. } => Some(Scalar::Str(match values.get(class as usize) {
-                Some(v) => v.clone(),
-                None => {
-                    let mut other = "other".to_string();
-                    while values.contains(&other) {
-                        other.push('_');
+            DomainKind::Values { values, .. } => {
+                Some(Scalar::Str(match values.get(class as usize) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let mut other = "other".to_string();
+                        while values.contains(&other) {
+                            other.push('_');
+                        }
+                        other
                     }
-                    other
-                }
-            })),
+                }))
+            }
             DomainKind::Bool => Some(Scalar::Bool(class == 1)),
             DomainKind::Numeric { .. } => self.first_value(class).map(Scalar::Num),
         }
@@ -212,7 +261,9 @@ impl Domain {
             },
             DomainKind::Bool => (class == 1).to_string(),
             DomainKind::Numeric { unit, .. } => {
-                let Some((lo, hi, point)) = self.bounds(class) else { return String::new() };
+                let Some((lo, hi, point)) = self.bounds(class) else {
+                    return String::new();
+                };
                 let f = |x: f64| format_number(x, *unit);
                 if point {
                     format!("= {}", f(lo))
@@ -227,6 +278,74 @@ impl Domain {
                 }
             }
         }
+    }
+}
+
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+impl Domain {
+    /// A set of classes in words: `> 60000`, `one of "a", "b"`, `absent`, joined by "or".
+    pub fn describe_classes(&self, classes: &[u16]) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let absent = classes.contains(&self.absent());
+        let present: Vec<u16> = classes
+            .iter()
+            .copied()
+            .filter(|c| *c != self.absent())
+            .collect();
+        match &self.kind {
+            DomainKind::Numeric { unit, .. } => {
+                // contiguous classes form one interval
+                let mut i = 0;
+                while i < present.len() {
+                    let mut j = i;
+                    while j + 1 < present.len() && present[j + 1] == present[j] + 1 {
+                        j += 1;
+                    }
+                    let (lo, _, lo_point) = self.bounds(present[i]).unwrap_or((0.0, 0.0, false));
+                    let (_, hi, hi_point) = self.bounds(present[j]).unwrap_or((0.0, 0.0, false));
+                    let f = |x: f64| format_number(x, *unit);
+                    let lower = if lo.is_infinite() {
+                        None
+                    } else if lo_point {
+                        Some(format!(">= {}", f(lo)))
+                    } else {
+                        Some(format!("> {}", f(lo)))
+                    };
+                    let upper = if hi.is_infinite() {
+                        None
+                    } else if hi_point {
+                        Some(format!("<= {}", f(hi)))
+                    } else {
+                        Some(format!("< {}", f(hi)))
+                    };
+                    parts.push(match (lower, upper) {
+                        _ if i == j && lo_point => format!("= {}", f(lo)),
+                        (Some(l), Some(u)) => format!("{l} and {u}"),
+                        (Some(l), None) => l,
+                        (None, Some(u)) => u,
+                        (None, None) => "any value".to_string(),
+                    });
+                    i = j + 1;
+                }
+            }
+            _ => {
+                let values: Vec<String> = present.iter().map(|c| self.describe(*c)).collect();
+                match values.len() {
+                    0 => {}
+                    1 => parts.push(format!("= {}", values[0])),
+                    _ => parts.push(format!("in [{}]", values.join(", "))),
+                }
+            }
+        }
+        if absent {
+            parts.push("absent".to_string());
+        }
+        parts.join(" or ")
     }
 }
 

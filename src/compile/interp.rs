@@ -60,14 +60,23 @@ where
         Expr::Or(items, _) => items.iter().any(|e| eval(e, get)),
         Expr::And(items, _) => items.iter().all(|e| eval(e, get)),
         Expr::Not(inner, _) => !eval(inner, get),
-        Expr::Compare { left, op, right, .. } => match (operand(left, get), operand(right, get)) {
+        Expr::Compare {
+            left, op, right, ..
+        } => match (operand(left, get), operand(right, get)) {
             (Some(a), Some(b)) => compare(a, *op, b),
             _ => *op == CmpOp::Ne,
         },
         Expr::In {
-            operand: o, negated, list, ..
+            operand: o,
+            negated,
+            list,
+            ..
         } => match operand(o, get) {
-            Some(v) => list.iter().any(|l| compare(v, CmpOp::Eq, of_value(&l.value))) != *negated,
+            Some(v) => {
+                list.iter()
+                    .any(|l| compare(v, CmpOp::Eq, of_value(&l.value)))
+                    != *negated
+            }
             None => *negated,
         },
         Expr::Bare(o) => operand(o, get) == Some(Ref::B(true)),

@@ -36,7 +36,11 @@ pub struct Routing {
 }
 
 /// Compiles the routing rules of a policy that `check` found free of errors.
-pub fn routing(policy: &Policy, schema: &Schema, sources: &SourceMap) -> Result<Routing, Vec<Diagnostic>> {
+pub fn routing(
+    policy: &Policy,
+    schema: &Schema,
+    sources: &SourceMap,
+) -> Result<Routing, Vec<Diagnostic>> {
     let rules: Vec<_> = policy.routing.iter().flat_map(|r| &r.rules).collect();
     let conditions: Vec<Option<Expr>> = rules
         .iter()
@@ -48,26 +52,30 @@ pub fn routing(policy: &Policy, schema: &Schema, sources: &SourceMap) -> Result<
         .iter()
         .map(|d| request_schema.slot(&d.attr).unwrap_or(0) as u32)
         .collect();
-    let expander = Expander::new(&domains);
-    let mut terms = Vec::new();
     let mut errors = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
-        let cubes = match &rule.condition {
-            None => Ok(vec![expander.universe().clone()]),
-            Some(c) => expander.dnf(&c.expr, false),
-        };
-        match cubes {
-            Ok(cubes) => terms.extend(cubes.into_iter().map(|c| (i as u32, c))),
-            Err(terms::TooManyTerms) => {
+    let terms = match expand(&conditions, &domains) {
+        Ok(terms) => terms,
+        Err(failed) => {
+            for i in failed {
+                let rule = rules[i];
                 let span = rule.condition.as_ref().map_or(rule.span, |c| c.node.span);
                 errors.push(
-                    Diagnostic::new(Code::TooComplex, span, format!("the condition of rule `{}` expands into more than {} cases", rule.id(), terms::MAX_TERMS_PER_RULE))
-                        .primary_label("too many combinations of `||` inside `&&`")
-                        .help("split the rule into several rules, one per alternative"),
+                    Diagnostic::new(
+                        Code::TooComplex,
+                        span,
+                        format!(
+                            "the condition of rule `{}` expands into more than {} cases",
+                            rule.id(),
+                            terms::MAX_TERMS_PER_RULE
+                        ),
+                    )
+                    .primary_label("too many combinations of `||` inside `&&`")
+                    .help("split the rule into several rules, one per alternative"),
                 );
             }
+            Vec::new()
         }
-    }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -75,26 +83,45 @@ pub fn routing(policy: &Policy, schema: &Schema, sources: &SourceMap) -> Result<
         .iter()
         .map(|r| {
             let target = match &r.target {
-                Some(Target::Model(n)) => TargetRef { kind: TargetKind::Model, name: n.value.clone() },
-                Some(Target::Pool(n)) => TargetRef { kind: TargetKind::Pool, name: n.value.clone() },
+                Some(Target::Model(n)) => TargetRef {
+                    kind: TargetKind::Model,
+                    name: n.value.clone(),
+                },
+                Some(Target::Pool(n)) => TargetRef {
+                    kind: TargetKind::Pool,
+                    name: n.value.clone(),
+                },
                 Some(Target::Either(n)) => {
                     let is_model = policy.models.iter().any(|m| m.name.value == n.value);
                     TargetRef {
-                        kind: if is_model { TargetKind::Model } else { TargetKind::Pool },
+                        kind: if is_model {
+                            TargetKind::Model
+                        } else {
+                            TargetKind::Pool
+                        },
                         name: n.value.clone(),
                     }
                 }
-                None => TargetRef { kind: TargetKind::Model, name: String::new() },
+                None => TargetRef {
+                    kind: TargetKind::Model,
+                    name: String::new(),
+                },
             };
             let file = sources.get(r.span.file);
             let (line, _) = file.line_col(r.span.start as usize);
             RuleInfo {
                 id: r.id(),
                 target,
-                priority: r.priority.as_ref().map(|p| format!("{:?}", p.value).to_lowercase()),
+                priority: r
+                    .priority
+                    .as_ref()
+                    .map(|p| format!("{:?}", p.value).to_lowercase()),
                 fallback: r.is_fallback,
                 condition: r.condition.as_ref().map(|c| print(&c.expr)),
-                source: SourceRef { file: file.name.clone(), line },
+                source: SourceRef {
+                    file: file.name.clone(),
+                    line,
+                },
             }
         })
         .collect();
@@ -107,8 +134,36 @@ pub fn routing(policy: &Policy, schema: &Schema, sources: &SourceMap) -> Result<
     })
 }
 
-/// The literals each attribute is compared with, in order of first use.
-fn domains(conditions: &[Option<Expr>], schema: &Schema) -> Vec<Domain> {
+/// Every rule's boxes over `domains`, in rule order (a rule without a condition, the
+/// fallback, is one box covering everything); `Err` lists the rules whose conditions
+/// expand into too many boxes.
+pub fn expand(
+    conditions: &[Option<Expr>],
+    domains: &[Domain],
+) -> Result<Vec<(u32, Cube)>, Vec<usize>> {
+    let expander = Expander::new(domains);
+    let mut terms = Vec::new();
+    let mut failed = Vec::new();
+    for (i, cond) in conditions.iter().enumerate() {
+        let cubes = match cond {
+            None => Ok(vec![expander.universe().clone()]),
+            Some(e) => expander.dnf(e, false),
+        };
+        match cubes {
+            Ok(cubes) => terms.extend(cubes.into_iter().map(|c| (i as u32, c))),
+            Err(terms::TooManyTerms) => failed.push(i),
+        }
+    }
+    if failed.is_empty() {
+        Ok(terms)
+    } else {
+        Err(failed)
+    }
+}
+
+/// The attributes the conditions test, with the literals each is compared with, in
+/// order of first use.
+pub fn domains(conditions: &[Option<Expr>], schema: &Schema) -> Vec<Domain> {
     let mut order: Vec<String> = Vec::new();
     let mut strings: Vec<BTreeSet<String>> = Vec::new();
     let mut numbers: Vec<Vec<f64>> = Vec::new();
@@ -148,8 +203,14 @@ fn domains(conditions: &[Option<Expr>], schema: &Schema) -> Vec<Domain> {
                 unit,
             };
             let kind = match &info.ty {
-                Ty::Enum(values) => DomainKind::Values { values: values.clone(), open: false },
-                Ty::String => DomainKind::Values { values: strs.into_iter().collect(), open: true },
+                Ty::Enum(values) => DomainKind::Values {
+                    values: values.clone(),
+                    open: false,
+                },
+                Ty::String => DomainKind::Values {
+                    values: strs.into_iter().collect(),
+                    open: true,
+                },
                 Ty::Int => numeric(true, Unit::Plain),
                 Ty::Number => numeric(false, Unit::Plain),
                 Ty::Duration => numeric(true, Unit::Duration),
@@ -167,14 +228,20 @@ fn walk(expr: &Expr, visit: &mut impl FnMut(&str, Option<Scalar>)) {
         Expr::Or(items, _) | Expr::And(items, _) => items.iter().for_each(|e| walk(e, visit)),
         Expr::Not(inner, _) => walk(inner, visit),
         Expr::Compare { left, right, .. } => match (left, right) {
-            (Operand::Attr(a, _), Operand::Lit(l)) | (Operand::Lit(l), Operand::Attr(a, _)) => visit(a, Some(literal(&l.value))),
+            (Operand::Attr(a, _), Operand::Lit(l)) | (Operand::Lit(l), Operand::Attr(a, _)) => {
+                visit(a, Some(literal(&l.value)))
+            }
             (Operand::Attr(a, _), Operand::Attr(b, _)) => {
                 visit(a, None);
                 visit(b, None);
             }
             _ => {}
         },
-        Expr::In { operand: Operand::Attr(a, _), list, .. } => {
+        Expr::In {
+            operand: Operand::Attr(a, _),
+            list,
+            ..
+        } => {
             visit(a, None);
             for l in list {
                 visit(a, Some(literal(&l.value)));

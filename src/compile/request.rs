@@ -105,7 +105,9 @@ impl RequestSchema {
             return Err(RequestError {
                 attribute: None,
                 message: "a request must be a JSON object of attributes".into(),
-                help: Some("e.g. {\"task_type\": \"code_generation\", \"estimated_tokens\": 1200}".into()),
+                help: Some(
+                    "e.g. {\"task_type\": \"code_generation\", \"estimated_tokens\": 1200}".into(),
+                ),
             });
         };
         let mut request = Request {
@@ -114,16 +116,28 @@ impl RequestSchema {
         let mut stack: Vec<(String, &serde_json::Map<String, Json>)> = vec![(String::new(), map)];
         while let Some((prefix, map)) = stack.pop() {
             for (key, value) in map {
-                let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 let slot = self.slot(&name);
                 match (slot, value) {
-                    (None, Json::Object(inner)) if self.attributes.iter().any(|a| a.name.starts_with(&format!("{name}."))) => {
+                    (None, Json::Object(inner))
+                        if self
+                            .attributes
+                            .iter()
+                            .any(|a| a.name.starts_with(&format!("{name}."))) =>
+                    {
                         stack.push((name, inner));
                     }
                     (None, _) => {
                         return Err(RequestError {
                             message: format!("unknown request attribute `{name}`"),
-                            help: did_you_mean(&name, self.attributes.iter().map(|a| a.name.as_str())),
+                            help: did_you_mean(
+                                &name,
+                                self.attributes.iter().map(|a| a.name.as_str()),
+                            ),
                             attribute: Some(name),
                         })
                     }
@@ -147,13 +161,14 @@ impl RequestSchema {
                 None,
             )
         };
-        let number = |text_parse: fn(&str) -> Option<f64>, expected: &str| -> Result<f64, RequestError> {
-            match v {
-                Json::Number(n) => n.as_f64().ok_or_else(|| wrong(expected)),
-                Json::String(s) => text_parse(s).ok_or_else(|| wrong(expected)),
-                _ => Err(wrong(expected)),
-            }
-        };
+        let number =
+            |text_parse: fn(&str) -> Option<f64>, expected: &str| -> Result<f64, RequestError> {
+                match v {
+                    Json::Number(n) => n.as_f64().ok_or_else(|| wrong(expected)),
+                    Json::String(s) => text_parse(s).ok_or_else(|| wrong(expected)),
+                    _ => Err(wrong(expected)),
+                }
+            };
         let value = match spec.ty {
             AttrType::String => match v {
                 Json::String(s) => Scalar::Str(s.clone()),
@@ -162,14 +177,22 @@ impl RequestSchema {
             AttrType::Enum => match v {
                 Json::String(s) if spec.values.contains(s) => Scalar::Str(s.clone()),
                 Json::String(s) => {
-                    let help = did_you_mean(s, spec.values.iter().map(String::as_str)).or_else(|| {
-                        Some(format!(
-                            "`{}` is one of {}",
-                            spec.name,
-                            spec.values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ")
-                        ))
-                    });
-                    return Err(err(format!("`{s}` is not a value of `{}`", spec.name), help));
+                    let help =
+                        did_you_mean(s, spec.values.iter().map(String::as_str)).or_else(|| {
+                            Some(format!(
+                                "`{}` is one of {}",
+                                spec.name,
+                                spec.values
+                                    .iter()
+                                    .map(|v| format!("`{v}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        });
+                    return Err(err(
+                        format!("`{s}` is not a value of `{}`", spec.name),
+                        help,
+                    ));
                 }
                 _ => return Err(wrong("a string")),
             },
@@ -204,7 +227,10 @@ impl RequestSchema {
                     spec.min.map_or("-∞".into(), |m| m.to_string()),
                     spec.max.map_or("∞".into(), |m| m.to_string())
                 );
-                return Err(err(format!("`{}` = {n} is outside {range}", spec.name), None));
+                return Err(err(
+                    format!("`{}` = {n} is outside {range}", spec.name),
+                    None,
+                ));
             }
         }
         Ok(value)
@@ -216,9 +242,10 @@ impl RequestSchema {
         for (spec, value) in self.attributes.iter().zip(&request.values) {
             let Some(v) = value else { continue };
             let json = match (spec.ty, v) {
-                (AttrType::Duration, Scalar::Num(n)) => {
-                    Json::String(super::domain::format_number(*n, super::domain::Unit::Duration))
-                }
+                (AttrType::Duration, Scalar::Num(n)) => Json::String(super::domain::format_number(
+                    *n,
+                    super::domain::Unit::Duration,
+                )),
                 (AttrType::Int, Scalar::Num(n)) => Json::from(*n as i64),
                 (_, Scalar::Num(n)) => Json::from(*n),
                 (_, Scalar::Str(s)) => Json::String(s.clone()),

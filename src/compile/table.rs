@@ -83,7 +83,12 @@ pub struct DecisionTable {
 const STACK_DOMAINS: usize = 32;
 
 impl DecisionTable {
-    pub fn build(domains: Vec<Domain>, slots: Vec<u32>, rules: Vec<RuleInfo>, terms: &[(u32, Cube)]) -> DecisionTable {
+    pub fn build(
+        domains: Vec<Domain>,
+        slots: Vec<u32>,
+        rules: Vec<RuleInfo>,
+        terms: &[(u32, Cube)],
+    ) -> DecisionTable {
         DecisionTable::build_with_limit(domains, slots, rules, terms, FLAT_LIMIT)
     }
 
@@ -155,7 +160,11 @@ impl DecisionTable {
                 let rule = cells[idx];
                 (rule != NO_MATCH).then_some(rule)
             }
-            Layout::Bitsets { words, term_rule, sets } => {
+            Layout::Bitsets {
+                words,
+                term_rule,
+                sets,
+            } => {
                 let words = *words as usize;
                 if self.domains.len() <= STACK_DOMAINS {
                     let mut offsets = [0usize; STACK_DOMAINS];
@@ -164,7 +173,9 @@ impl DecisionTable {
                     }
                     first_term(sets, &offsets[..self.domains.len()], words, term_rule)
                 } else {
-                    let offsets: Vec<usize> = (0..self.domains.len()).map(|d| class(d) as usize * words).collect();
+                    let offsets: Vec<usize> = (0..self.domains.len())
+                        .map(|d| class(d) as usize * words)
+                        .collect();
                     first_term(sets, &offsets, words, term_rule)
                 }
             }
@@ -175,11 +186,19 @@ impl DecisionTable {
     pub fn decide_classes(&self, classes: &[u16]) -> Option<u32> {
         match &self.layout {
             Layout::Flat { strides, cells } => {
-                let idx: usize = classes.iter().zip(strides).map(|(c, s)| *c as usize * *s as usize).sum();
+                let idx: usize = classes
+                    .iter()
+                    .zip(strides)
+                    .map(|(c, s)| *c as usize * *s as usize)
+                    .sum();
                 let rule = cells[idx];
                 (rule != NO_MATCH).then_some(rule)
             }
-            Layout::Bitsets { words, term_rule, sets } => {
+            Layout::Bitsets {
+                words,
+                term_rule,
+                sets,
+            } => {
                 let words = *words as usize;
                 let offsets: Vec<usize> = classes.iter().map(|c| *c as usize * words).collect();
                 first_term(sets, &offsets, words, term_rule)
@@ -195,7 +214,12 @@ impl DecisionTable {
     }
 }
 
-fn first_term(sets: &[Vec<u64>], offsets: &[usize], words: usize, term_rule: &[u32]) -> Option<u32> {
+fn first_term(
+    sets: &[Vec<u64>],
+    offsets: &[usize],
+    words: usize,
+    term_rule: &[u32],
+) -> Option<u32> {
     for w in 0..words {
         let mut x = u64::MAX;
         for (set, off) in sets.iter().zip(offsets) {
@@ -221,7 +245,17 @@ fn flat(domains: &[Domain], sets: &[Vec<u64>], term_rule: &[u32], words: usize) 
     }
     let mut cells = vec![NO_MATCH; stride as usize];
     let mut prefix = vec![vec![u64::MAX; words]];
-    fill(domains, sets, term_rule, words, &strides, 0, 0, &mut prefix, &mut cells);
+    fill(
+        domains,
+        sets,
+        term_rule,
+        words,
+        &strides,
+        0,
+        0,
+        &mut prefix,
+        &mut cells,
+    );
     Layout::Flat { strides, cells }
 }
 
@@ -245,9 +279,21 @@ fn fill(
         return;
     }
     for c in 0..domains[d].classes() as usize {
-        let next: Vec<u64> = (0..words).map(|w| prefix[d][w] & sets[d][c * words + w]).collect();
+        let next: Vec<u64> = (0..words)
+            .map(|w| prefix[d][w] & sets[d][c * words + w])
+            .collect();
         prefix.truncate(d + 1);
         prefix.push(next);
-        fill(domains, sets, term_rule, words, strides, d + 1, base + c * strides[d] as usize, prefix, cells);
+        fill(
+            domains,
+            sets,
+            term_rule,
+            words,
+            strides,
+            d + 1,
+            base + c * strides[d] as usize,
+            prefix,
+            cells,
+        );
     }
 }

@@ -36,7 +36,9 @@ impl ClassSet {
     }
 
     pub fn contains(&self, c: u16) -> bool {
-        self.0.get(c as usize / 64).is_some_and(|w| w & (1 << (c % 64)) != 0)
+        self.0
+            .get(c as usize / 64)
+            .is_some_and(|w| w & (1 << (c % 64)) != 0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,7 +71,9 @@ impl ClassSet {
 
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
         self.0.iter().enumerate().flat_map(|(i, w)| {
-            (0..64u16).filter(move |b| w & (1 << b) != 0).map(move |b| (i * 64) as u16 + b)
+            (0..64u16)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| (i * 64) as u16 + b)
         })
     }
 
@@ -173,12 +177,20 @@ impl<'d> Expander<'d> {
     fn leaf(&self, expr: &Expr, negated: bool) -> Vec<Cube> {
         let (domain, set) = match self.predicate(expr) {
             Pred::Const(b) => {
-                return if b != negated { vec![self.universe.clone()] } else { Vec::new() };
+                return if b != negated {
+                    vec![self.universe.clone()]
+                } else {
+                    Vec::new()
+                };
             }
             Pred::On(domain, set) => (domain, set),
         };
         let live = &self.universe[domain];
-        let set = if negated { live.minus(&set) } else { set.and(live) };
+        let set = if negated {
+            live.minus(&set)
+        } else {
+            set.and(live)
+        };
         if set.is_empty() {
             return Vec::new();
         }
@@ -193,22 +205,33 @@ impl<'d> Expander<'d> {
 
     fn predicate(&self, expr: &Expr) -> Pred {
         match expr {
-            Expr::Compare { left, op, right, .. } => match (left, right) {
+            Expr::Compare {
+                left, op, right, ..
+            } => match (left, right) {
                 (Operand::Attr(a, _), Operand::Lit(l)) => self.compare(a, *op, l),
                 (Operand::Lit(l), Operand::Attr(a, _)) => self.compare(a, op.flipped(), l),
-                (Operand::Lit(l), Operand::Lit(r)) => Pred::Const(const_compare(&literal(&l.value), *op, &literal(&r.value))),
+                (Operand::Lit(l), Operand::Lit(r)) => {
+                    Pred::Const(const_compare(&literal(&l.value), *op, &literal(&r.value)))
+                }
                 // refused by `check` (E033); never true
                 (Operand::Attr(..), Operand::Attr(..)) => Pred::Const(false),
             },
             Expr::In {
-                operand, negated, list, ..
+                operand,
+                negated,
+                list,
+                ..
             } => match operand {
                 Operand::Attr(a, _) => {
                     let values: Vec<Scalar> = list.iter().map(|l| literal(&l.value)).collect();
                     self.classes_where(a, |d, c| {
                         let hit = class_value_in(d, c, &values);
                         // absent is in no list and outside every list
-                        if c == d.absent() { *negated } else { hit != *negated }
+                        if c == d.absent() {
+                            *negated
+                        } else {
+                            hit != *negated
+                        }
                     })
                 }
                 Operand::Lit(l) => {
@@ -217,9 +240,9 @@ impl<'d> Expander<'d> {
                     Pred::Const(hit != *negated)
                 }
             },
-            Expr::Bare(Operand::Attr(a, _)) => self.classes_where(a, |d, c| {
-                matches!(d.kind, DomainKind::Bool) && c == 1
-            }),
+            Expr::Bare(Operand::Attr(a, _)) => {
+                self.classes_where(a, |d, c| matches!(d.kind, DomainKind::Bool) && c == 1)
+            }
             Expr::Bare(Operand::Lit(l)) => Pred::Const(literal(&l.value) == Scalar::Bool(true)),
             Expr::Not(..) | Expr::And(..) | Expr::Or(..) => Pred::Const(false),
         }
@@ -275,7 +298,9 @@ fn class_value_in(d: &Domain, c: u16, values: &[Scalar]) -> bool {
             .get(c as usize)
             .is_some_and(|v| values.iter().any(|x| matches!(x, Scalar::Str(s) if s == v))),
         DomainKind::Numeric { .. } => match d.bounds(c) {
-            Some((t, _, true)) => values.iter().any(|x| matches!(x, Scalar::Num(n) if *n == t)),
+            Some((t, _, true)) => values
+                .iter()
+                .any(|x| matches!(x, Scalar::Num(n) if *n == t)),
             _ => false,
         },
         DomainKind::Bool => c < 2 && values.iter().any(|x| *x == Scalar::Bool(c == 1)),
@@ -306,7 +331,9 @@ pub fn class_compare(d: &Domain, c: u16, op: CmpOp, lit: &Scalar) -> bool {
             }
         }
         (DomainKind::Numeric { .. }, Scalar::Num(t)) => {
-            let Some((lo, hi, point)) = d.bounds(c) else { return false };
+            let Some((lo, hi, point)) = d.bounds(c) else {
+                return false;
+            };
             let t = *t;
             if point {
                 return const_compare(&Scalar::Num(lo), op, &Scalar::Num(t));

@@ -112,7 +112,11 @@ pub fn summary_line(diags: &[Diagnostic]) -> String {
             n => format!("no problems found, {}\n", plural(n, "note")),
         };
     }
-    let mut line = format!("found {}, {}", plural(s.errors, "error"), plural(s.warnings, "warning"));
+    let mut line = format!(
+        "found {}, {}",
+        plural(s.errors, "error"),
+        plural(s.warnings, "warning")
+    );
     if s.infos > 0 {
         line.push_str(&format!(", {}", plural(s.infos, "note")));
     }

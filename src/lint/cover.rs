@@ -22,7 +22,11 @@ pub fn uncovered(cube: &Cube, others: &[&Cube]) -> Option<Cube> {
         }
         // split along the first attribute the blocker does not fully cover:
         // the part outside it is checked against the remaining boxes only
-        let Some(d) = region.iter().zip(blocker.iter()).position(|(r, b)| !r.is_subset(b)) else {
+        let Some(d) = region
+            .iter()
+            .zip(blocker.iter())
+            .position(|(r, b)| !r.is_subset(b))
+        else {
             continue;
         };
         let mut inside = region.clone();
@@ -33,6 +37,42 @@ pub fn uncovered(cube: &Cube, others: &[&Cube]) -> Option<Cube> {
         stack.push((outside, from + 1));
     }
     None
+}
+
+/// Up to `limit` disjoint sub-boxes of `cube` that together make up all of it that
+/// `others` do not touch (all of it when fewer than `limit` are needed).
+pub fn uncovered_all(cube: &Cube, others: &[&Cube], limit: usize) -> Vec<Cube> {
+    let mut found = Vec::new();
+    let mut stack: Vec<(Cube, usize)> = vec![(cube.clone(), 0)];
+    while let Some((region, mut from)) = stack.pop() {
+        while from < others.len() && !cubes_intersect(&region, others[from]) {
+            from += 1;
+        }
+        let Some(blocker) = others.get(from) else {
+            found.push(region);
+            if found.len() >= limit {
+                break;
+            }
+            continue;
+        };
+        if cube_contains(blocker, &region) {
+            continue;
+        }
+        let Some(d) = region
+            .iter()
+            .zip(blocker.iter())
+            .position(|(r, b)| !r.is_subset(b))
+        else {
+            continue;
+        };
+        let mut inside = region.clone();
+        inside[d] = region[d].and(&blocker[d]);
+        let mut outside = region;
+        outside[d] = outside[d].minus(&blocker[d]);
+        stack.push((inside, from));
+        stack.push((outside, from + 1));
+    }
+    found
 }
 
 /// For every attribute and class, the bitset of boxes that allow it: finds the boxes
@@ -60,8 +100,16 @@ impl<'t> TermIndex<'t> {
                 v
             })
             .collect();
-        let live = domains.iter().map(|d| d.live.iter().filter(|l| **l).count()).collect();
-        TermIndex { terms, words, sets, live }
+        let live = domains
+            .iter()
+            .map(|d| d.live.iter().filter(|l| **l).count())
+            .collect();
+        TermIndex {
+            terms,
+            words,
+            sets,
+            live,
+        }
     }
 
     /// Indexes of the boxes among the first `before` that may intersect `cube`, in
@@ -100,7 +148,10 @@ impl<'t> TermIndex<'t> {
 
     /// The boxes among the first `before` that may intersect `cube`, in order.
     pub fn candidates(&self, cube: &Cube, before: usize) -> Vec<&'t Cube> {
-        self.candidate_ids(cube, before).into_iter().map(|t| &self.terms[t].1).collect()
+        self.candidate_ids(cube, before)
+            .into_iter()
+            .map(|t| &self.terms[t].1)
+            .collect()
     }
 
     /// The rules with a box among the first `before` that intersects `cube`.
@@ -121,7 +172,10 @@ pub fn point(cube: &Cube, absent: impl Fn(usize) -> u16) -> Vec<u16> {
     cube.iter()
         .enumerate()
         .map(|(d, set): (usize, &ClassSet)| {
-            set.iter().find(|c| *c != absent(d)).or_else(|| set.first()).unwrap_or(0)
+            set.iter()
+                .find(|c| *c != absent(d))
+                .or_else(|| set.first())
+                .unwrap_or(0)
         })
         .collect()
 }

@@ -46,7 +46,13 @@ pub fn compact_json(value: &serde_json::Value) -> String {
         serde_json::Value::Object(map) => {
             let fields: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), compact_json(v)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}: {}",
+                        serde_json::Value::String(k.clone()),
+                        compact_json(v)
+                    )
+                })
                 .collect();
             format!("{{{}}}", fields.join(", "))
         }
@@ -63,16 +69,27 @@ fn condition_span(rule: &RouteRule) -> Span {
 }
 
 fn names(rules: &[&RouteRule], ids: &[u32]) -> String {
-    let mut list: Vec<String> = ids.iter().take(MAX_NAMED).map(|i| format!("`{}`", rules[*i as usize].id())).collect();
+    let mut list: Vec<String> = ids
+        .iter()
+        .take(MAX_NAMED)
+        .map(|i| format!("`{}`", rules[*i as usize].id()))
+        .collect();
     if ids.len() > MAX_NAMED {
         list.push(format!("{} more", ids.len() - MAX_NAMED));
     }
     list.join(", ")
 }
 
-pub fn check(policy: &Policy, schema: &Schema, routing: &Routing, opts: &Options) -> Vec<Diagnostic> {
+pub fn check(
+    policy: &Policy,
+    schema: &Schema,
+    routing: &Routing,
+    opts: &Options,
+) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let Some(list) = &policy.routing else { return diags };
+    let Some(list) = &policy.routing else {
+        return diags;
+    };
     let rules: Vec<&RouteRule> = list.rules.iter().collect();
     let terms = &routing.terms;
     let index = TermIndex::new(&routing.table.domains, terms);
@@ -109,27 +126,47 @@ pub fn check(policy: &Policy, schema: &Schema, routing: &Routing, opts: &Options
         live_at[r] = live.clone();
         if live.is_none() {
             let shadows: Vec<u32> = {
-                let mut v: Vec<u32> = (start..end).flat_map(|i| index.intersecting_rules(&terms[i].1, start)).collect();
+                let mut v: Vec<u32> = (start..end)
+                    .flat_map(|i| index.intersecting_rules(&terms[i].1, start))
+                    .collect();
                 v.sort_unstable();
                 v.dedup();
                 v
             };
-            let mut d = Diagnostic::new(Code::ShadowedRule, condition_span(rule), format!("rule `{}` can never fire", rule.id()))
-                .primary_label(format!("every request it matches is taken by {}", names(&rules, &shadows)));
+            let mut d = Diagnostic::new(
+                Code::ShadowedRule,
+                condition_span(rule),
+                format!("rule `{}` can never fire", rule.id()),
+            )
+            .primary_label(format!(
+                "every request it matches is taken by {}",
+                names(&rules, &shadows)
+            ));
             for s in shadows.iter().take(MAX_NAMED) {
                 let earlier = rules[*s as usize];
-                d = d.label(condition_span(earlier), format!("`{}` comes first", earlier.id()));
+                d = d.label(
+                    condition_span(earlier),
+                    format!("`{}` comes first", earlier.id()),
+                );
             }
-            diags.push(d.help(format!("move `{}` above the rules that shadow it, narrow them, or delete it", rule.id())));
+            diags.push(d.help(format!(
+                "move `{}` above the rules that shadow it, narrow them, or delete it",
+                rule.id()
+            )));
             continue;
         }
-        if !rule.is_fallback && r + 1 < rules.len() || !rule.is_fallback && rule.condition.is_some() {
+        if !rule.is_fallback && r + 1 < rules.len() || !rule.is_fallback && rule.condition.is_some()
+        {
             let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
             if uncovered(&universe, &own).is_none() {
                 diags.push(
-                    Diagnostic::new(Code::AlwaysMatches, condition_span(rule), format!("rule `{}` matches every request", rule.id()))
-                        .primary_label("always true")
-                        .help("write it as `- fallback: NAME` at the end, or narrow the condition"),
+                    Diagnostic::new(
+                        Code::AlwaysMatches,
+                        condition_span(rule),
+                        format!("rule `{}` matches every request", rule.id()),
+                    )
+                    .primary_label("always true")
+                    .help("write it as `- fallback: NAME` at the end, or narrow the condition"),
                 );
             }
         }
@@ -149,17 +186,30 @@ pub fn check(policy: &Policy, schema: &Schema, routing: &Routing, opts: &Options
         }
     }
 
-    capabilities(&mut diags, policy, schema, routing, &index, &rules, &ranges, &live_at);
+    capabilities(
+        &mut diags, policy, schema, routing, &index, &rules, &ranges, &live_at,
+    );
     diags
 }
 
-fn overlaps(diags: &mut Vec<Diagnostic>, routing: &Routing, index: &TermIndex<'_>, rules: &[&RouteRule], ranges: &[(usize, usize)], r: usize) {
+fn overlaps(
+    diags: &mut Vec<Diagnostic>,
+    routing: &Routing,
+    index: &TermIndex<'_>,
+    rules: &[&RouteRule],
+    ranges: &[(usize, usize)],
+    r: usize,
+) {
     let (start, end) = ranges[r];
     let terms = &routing.terms;
-    let mut earlier: Vec<u32> = (start..end).flat_map(|i| index.intersecting_rules(&terms[i].1, start)).collect();
+    let mut earlier: Vec<u32> = (start..end)
+        .flat_map(|i| index.intersecting_rules(&terms[i].1, start))
+        .collect();
     earlier.sort_unstable();
     earlier.dedup();
-    let Some(&first) = earlier.first() else { return };
+    let Some(&first) = earlier.first() else {
+        return;
+    };
     // an example that the earlier rule decides: in both, and in no rule before it
     let (fs, fe) = ranges[first as usize];
     let sample = (start..end).find_map(|i| {
@@ -173,13 +223,20 @@ fn overlaps(diags: &mut Vec<Diagnostic>, routing: &Routing, index: &TermIndex<'_
         })
     });
     let rule = rules[r];
-    let mut d = Diagnostic::new(Code::OverlappingRules, condition_span(rule), format!("rule `{}` overlaps {}", rule.id(), names(rules, &earlier)))
-        .primary_label(match &sample {
-            Some(s) => format!("both match {}", example(routing, s, None)),
-            None => "some requests match both".to_string(),
-        });
+    let mut d = Diagnostic::new(
+        Code::OverlappingRules,
+        condition_span(rule),
+        format!("rule `{}` overlaps {}", rule.id(), names(rules, &earlier)),
+    )
+    .primary_label(match &sample {
+        Some(s) => format!("both match {}", example(routing, s, None)),
+        None => "some requests match both".to_string(),
+    });
     for e in earlier.iter().take(MAX_NAMED) {
-        d = d.label(condition_span(rules[*e as usize]), format!("`{}` comes first and decides them", rules[*e as usize].id()));
+        d = d.label(
+            condition_span(rules[*e as usize]),
+            format!("`{}` comes first and decides them", rules[*e as usize].id()),
+        );
     }
     diags.push(d.help("the earlier rule decides requests in the overlap; reorder the rules if that is not intended"));
 }
@@ -206,35 +263,49 @@ fn capabilities(
     let syms = crate::check::names::Symbols::new(policy);
     let terms = &routing.terms;
     for attr in schema.attrs.iter().filter(|a| !a.requires.is_empty()) {
-        let domain = routing.table.domains.iter().position(|d| d.attr == attr.name);
+        let domain = routing
+            .table
+            .domains
+            .iter()
+            .position(|d| d.attr == attr.name);
         for (r, rule) in rules.iter().enumerate() {
-            let (Some(target), Some(witness)) = (&rule.target, &live[r]) else { continue };
+            let (Some(target), Some(witness)) = (&rule.target, &live[r]) else {
+                continue;
+            };
             let (start, end) = ranges[r];
             let mut gaps: Vec<Gap<'_>> = Vec::new();
             for (value, needed) in &attr.requires {
                 // a request with this value that the rule decides, if there is one
                 let example = match domain {
                     Some(d) => {
-                        let Some(v) = routing.table.domains[d].class_of_value(value) else { continue };
-                        (start..end).find_map(|i| {
-                            let mut cube = terms[i].1.clone();
-                            if !cube[d].contains(v) {
-                                return None;
-                            }
-                            let mut only = crate::compile::terms::ClassSet::empty(routing.table.domains[d].classes());
-                            only.insert(v);
-                            cube[d] = only;
-                            let earlier = index.candidates(&cube, start);
-                            uncovered(&cube, &earlier)
-                        })
-                        .map(|c| example(routing, &c, None))
+                        let Some(v) = routing.table.domains[d].class_of_value(value) else {
+                            continue;
+                        };
+                        (start..end)
+                            .find_map(|i| {
+                                let mut cube = terms[i].1.clone();
+                                if !cube[d].contains(v) {
+                                    return None;
+                                }
+                                let mut only = crate::compile::terms::ClassSet::empty(
+                                    routing.table.domains[d].classes(),
+                                );
+                                only.insert(v);
+                                cube[d] = only;
+                                let earlier = index.candidates(&cube, start);
+                                uncovered(&cube, &earlier)
+                            })
+                            .map(|c| example(routing, &c, None))
                     }
                     // the rule does not test the attribute: any value reaches it
                     None => Some(example(routing, witness, Some((&attr.name, value)))),
                 };
                 let Some(example) = example else { continue };
                 for model in syms.target_models(target) {
-                    let missing: Vec<&String> = needed.iter().filter(|cap| !model.capabilities.iter().any(|c| &c.value == *cap)).collect();
+                    let missing: Vec<&String> = needed
+                        .iter()
+                        .filter(|cap| !model.capabilities.iter().any(|c| &c.value == *cap))
+                        .collect();
                     if missing.is_empty() {
                         continue;
                     }
@@ -242,7 +313,12 @@ fn capabilities(
                     let gap = match gaps.iter_mut().find(|g| g.model == name) {
                         Some(g) => g,
                         None => {
-                            gaps.push(Gap { model: name, values: Vec::new(), caps: Vec::new(), example: example.clone() });
+                            gaps.push(Gap {
+                                model: name,
+                                values: Vec::new(),
+                                caps: Vec::new(),
+                                example: example.clone(),
+                            });
                             gaps.last_mut().expect("just pushed")
                         }
                     };
@@ -256,7 +332,8 @@ fn capabilities(
             }
             for gap in gaps {
                 let quote = |v: &[String]| {
-                    let mut l: Vec<String> = v.iter().take(MAX_NAMED).map(|x| format!("`{x}`")).collect();
+                    let mut l: Vec<String> =
+                        v.iter().take(MAX_NAMED).map(|x| format!("`{x}`")).collect();
                     if v.len() > MAX_NAMED {
                         l.push(format!("{} more", v.len() - MAX_NAMED));
                     }
@@ -275,7 +352,10 @@ fn capabilities(
                     ),
                 )
                 .primary_label(format!("for example {}", gap.example))
-                .label(target.name().span, format!("routed to `{}` here", target.name().value));
+                .label(
+                    target.name().span,
+                    format!("routed to `{}` here", target.name().value),
+                );
                 if let Some(span) = model_span {
                     diag = diag.label(span, format!("`{}` is declared here", gap.model));
                 }

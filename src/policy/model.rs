@@ -142,10 +142,11 @@ pub struct RouteRule {
 }
 
 impl RouteRule {
-    /// `name` if given, else `#N` (1-based).
+    /// `name` if given, else `fallback` for the fallback, else `#N` (1-based).
     pub fn id(&self) -> String {
         match &self.name {
             Some(n) => n.value.clone(),
+            None if self.is_fallback => "fallback".to_string(),
             None => format!("#{}", self.index + 1),
         }
     }

@@ -24,7 +24,8 @@ struct Attr {
 
 fn attrs() -> impl Strategy<Value = Vec<Attr>> {
     let kind = prop_oneof![
-        prop::collection::btree_set("[a-d]", 1..4).prop_map(|s| Kind::Enum(s.into_iter().collect())),
+        prop::collection::btree_set("[a-d]", 1..4)
+            .prop_map(|s| Kind::Enum(s.into_iter().collect())),
         Just(Kind::Str),
         Just(Kind::Int),
         Just(Kind::Bool),
@@ -34,7 +35,10 @@ fn attrs() -> impl Strategy<Value = Vec<Attr>> {
         kinds
             .into_iter()
             .enumerate()
-            .map(|(i, kind)| Attr { name: format!("a{i}"), kind })
+            .map(|(i, kind)| Attr {
+                name: format!("a{i}"),
+                kind,
+            })
             .collect()
     })
 }
@@ -61,7 +65,9 @@ fn condition(attrs: &[Attr], seed: &[u32], depth: u32, i: &mut usize) -> String 
     if depth > 0 && choice < 2 {
         let n = 2 + next() % 2;
         let op = if choice == 0 { " && " } else { " || " };
-        let parts: Vec<String> = (0..n).map(|_| format!("({})", condition(attrs, seed, depth - 1, i))).collect();
+        let parts: Vec<String> = (0..n)
+            .map(|_| format!("({})", condition(attrs, seed, depth - 1, i)))
+            .collect();
         return parts.join(op);
     }
     if depth > 0 && choice == 2 {
@@ -80,12 +86,18 @@ fn condition(attrs: &[Attr], seed: &[u32], depth: u32, i: &mut usize) -> String 
             format!("{} {not}in [{}]", a.name, list.join(", "))
         }
         1 if matches!(a.kind, Kind::Bool) => a.name.clone(),
-        _ => format!("{} {} {}", a.name, ops[next() as usize % ops.len()], literal(a, next())),
+        _ => format!(
+            "{} {} {}",
+            a.name,
+            ops[next() as usize % ops.len()],
+            literal(a, next())
+        ),
     }
 }
 
 fn policy_text(attrs: &[Attr], rules: &[String], fallback: bool) -> String {
-    let mut t = String::from("providers:\n  p: {kind: openai, base_url: 'http://127.0.0.1:9'}\nrequest:\n");
+    let mut t =
+        String::from("providers:\n  p: {kind: openai, base_url: 'http://127.0.0.1:9'}\nrequest:\n");
     for a in attrs {
         let ty = match &a.kind {
             Kind::Enum(vs) => format!("{{type: enum, values: [{}]}}", vs.join(", ")),
@@ -98,7 +110,10 @@ fn policy_text(attrs: &[Attr], rules: &[String], fallback: bool) -> String {
     }
     t.push_str("gateway:\n  models:\n    m: {provider: p, model: x, max_tokens: 1000, cost_per_token: 0.000001}\n  routing_strategy:\n    rules:\n");
     for r in rules {
-        t.push_str(&format!("      - if: '{}'\n        model: m\n", r.replace('\'', "''")));
+        t.push_str(&format!(
+            "      - if: '{}'\n        model: m\n",
+            r.replace('\'', "''")
+        ));
     }
     if fallback {
         t.push_str("      - fallback: m\n");
@@ -111,7 +126,9 @@ fn request_values(attrs: &[Attr], seed: &[u32]) -> Vec<Option<Scalar>> {
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let v = seed[i % seed.len()].wrapping_mul(2654435761).rotate_left(i as u32);
+            let v = seed[i % seed.len()]
+                .wrapping_mul(2654435761)
+                .rotate_left(i as u32);
             if v % 5 == 0 {
                 return None;
             }

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod compile_props;
+mod compiler;
 mod docs;
 mod fixtures;
 mod props;

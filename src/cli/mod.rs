@@ -1,0 +1,65 @@
+//! The command line's subcommands; each file owns one. Shared here: loading a policy
+//! that must be free of errors before anything is compiled from it.
+
+pub mod author;
+pub mod check;
+pub mod compile;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rulec::check::Schema;
+use rulec::compile::Routing;
+use rulec::diag::render;
+use rulec::driver::{self, Checked, Options};
+
+/// Writes to stdout; a closed pipe (`rulec ... | head`) is not worth a panic.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// A usage or I/O problem: message on stderr, exit code 2.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// A policy checked and compiled, or the exit code already reported.
+pub struct Loaded {
+    pub checked: Checked,
+    pub routing: Routing,
+    pub schema: Schema,
+}
+
+/// Checks the policy; on errors prints them (to stderr) and returns exit code 1.
+/// Warnings are printed too, and fail with `deny_warnings`.
+pub fn load(paths: &[PathBuf], deny_warnings: bool) -> Result<Loaded, ExitCode> {
+    let checked = driver::check_paths(paths, Options::default()).map_err(fail)?;
+    let failing = checked
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() || (deny_warnings && d.severity == rulec::diag::Severity::Warning));
+    if !checked.diagnostics.is_empty() {
+        let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
+        eprint!(
+            "{}",
+            render::human(&checked.sources, &checked.diagnostics, color)
+        );
+    }
+    if failing {
+        return Err(ExitCode::from(1));
+    }
+    let Some(routing) = checked.routing.clone() else {
+        return Err(fail("the policy has no routing rules to compile"));
+    };
+    let schema = Schema::for_policy(&checked.policy);
+    Ok(Loaded {
+        checked,
+        routing,
+        schema,
+    })
+}
