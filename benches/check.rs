@@ -21,7 +21,9 @@ const SEED: u64 = 0x5EED_2024;
 fn assert_clean(n: usize, text: &str) {
     let checked = check_text("generated.yaml", text.as_bytes());
     let rules = checked.policy.routing.as_ref().map_or(0, |r| r.rules.len());
-    if !checked.diagnostics.is_empty() {
+    // the analyses may warn about random rules (shadowed, capability gaps): only errors
+    // leave the clean path
+    if checked.diagnostics.iter().any(|d| d.is_error()) {
         let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
         let mut report = format!(
             "the generated policy with {n} rules is not clean: {errors} error(s), {} warning(s)\n",

@@ -90,6 +90,8 @@ pub fn check_sources(sources: SourceMap, mut diags: Vec<Diagnostic>, opts: Optio
     let (policy, decode_diags) = policy::build(&docs);
     diags.extend(decode_diags);
     diags.extend(crate::check::check(&policy));
+    // the graph checks look only at names that resolve, so they run on broken policies too
+    diags.extend(crate::graph::check(&policy));
     // the analyses need routing rules whose names and types are sound; errors in
     // other sections (channels, say) do not make them less so
     let mut routing = None;

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod graph;
 pub mod lint;
 pub mod load;
+pub mod machines;
 pub mod policy;
 pub mod source;
 pub mod syntax;

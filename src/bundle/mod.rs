@@ -34,6 +34,8 @@ pub struct Content {
     pub failover: Option<FailoverSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub downgrades: Vec<DowngradeSpec>,
+    /// health, cost-window and failover state machines
+    pub machines: crate::machines::Machines,
     pub channels: Vec<ChannelSpec>,
     pub notifications: Vec<NotifySpec>,
     pub templates: Vec<TemplateSpec>,
@@ -103,6 +105,7 @@ impl Bundle {
             session_affinity: affinity(policy),
             failover: failover(policy),
             downgrades: downgrades(policy),
+            machines: crate::machines::compile(policy),
             channels: channels(policy),
             notifications: notifications(policy),
             templates: templates(policy),
@@ -163,6 +166,7 @@ fn validate(c: &Content) -> Result<(), BundleError> {
     {
         return bad(format!("slot {s} is outside the request schema"));
     }
+    c.machines.validate().map_err(BundleError::Inconsistent)?;
     let rules = t.rules.len() as u32;
     for d in &t.domains {
         let n = match &d.kind {

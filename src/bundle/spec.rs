@@ -244,7 +244,7 @@ pub fn failover(p: &Policy) -> Option<FailoverSpec> {
 
 pub fn affinity(p: &Policy) -> Option<AffinitySpec> {
     let a = p.balancing.as_ref()?.session_affinity.as_ref()?;
-    a.enabled.then(|| AffinitySpec {
+    a.enabled.then_some(AffinitySpec {
         ttl_ms: a.ttl.value.ms,
     })
 }

@@ -103,19 +103,7 @@ impl DecisionTable {
     ) -> DecisionTable {
         let words = terms.len().div_ceil(64).max(1);
         let term_rule: Vec<u32> = terms.iter().map(|(r, _)| *r).collect();
-        let sets: Vec<Vec<u64>> = domains
-            .iter()
-            .enumerate()
-            .map(|(d, dom)| {
-                let mut v = vec![0u64; dom.classes() as usize * words];
-                for (t, (_, cube)) in terms.iter().enumerate() {
-                    for c in cube[d].iter() {
-                        v[c as usize * words + t / 64] |= 1 << (t % 64);
-                    }
-                }
-                v
-            })
-            .collect();
+        let sets = class_bitsets(&domains, terms, words);
         let product = domains
             .iter()
             .try_fold(1u64, |acc, d| acc.checked_mul(u64::from(d.classes())))
@@ -214,6 +202,44 @@ impl DecisionTable {
     }
 }
 
+/// Per domain, `classes × words`: bit `t` of class `c` is set when box `t` allows `c`.
+/// Boxes that do not constrain a domain are one shared row copied into every class,
+/// so the work is classes × words plus the constrained boxes' classes, not
+/// classes × boxes.
+pub fn class_bitsets(domains: &[Domain], terms: &[(u32, Cube)], words: usize) -> Vec<Vec<u64>> {
+    domains
+        .iter()
+        .enumerate()
+        .map(|(d, dom)| {
+            let live = super::terms::ClassSet::live(dom);
+            let mut wild = vec![0u64; words];
+            for (t, (_, cube)) in terms.iter().enumerate() {
+                if live.is_subset(&cube[d]) {
+                    wild[t / 64] |= 1 << (t % 64);
+                }
+            }
+            let classes = dom.classes() as usize;
+            let mut v = Vec::with_capacity(classes * words);
+            for c in 0..classes {
+                if dom.live.get(c).copied().unwrap_or(false) {
+                    v.extend_from_slice(&wild);
+                } else {
+                    v.extend(std::iter::repeat_n(0, words));
+                }
+            }
+            for (t, (_, cube)) in terms.iter().enumerate() {
+                if wild[t / 64] & (1 << (t % 64)) != 0 {
+                    continue;
+                }
+                for c in cube[d].iter() {
+                    v[c as usize * words + t / 64] |= 1 << (t % 64);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
 fn first_term(
     sets: &[Vec<u64>],
     offsets: &[usize],
@@ -244,7 +270,12 @@ fn flat(domains: &[Domain], sets: &[Vec<u64>], term_rule: &[u32], words: usize) 
         stride *= u32::from(domains[d].classes());
     }
     let mut cells = vec![NO_MATCH; stride as usize];
-    let mut prefix = vec![vec![u64::MAX; words]];
+    // only bits of real boxes may survive to a cell
+    let mut all = vec![0u64; words];
+    for t in 0..term_rule.len() {
+        all[t / 64] |= 1 << (t % 64);
+    }
+    let mut prefix = vec![all];
     fill(
         domains,
         sets,
@@ -274,7 +305,9 @@ fn fill(
     if d == domains.len() {
         let acc = &prefix[d];
         if let Some(w) = acc.iter().position(|x| *x != 0) {
-            cells[base] = term_rule[w * 64 + acc[w].trailing_zeros() as usize];
+            if let Some(rule) = term_rule.get(w * 64 + acc[w].trailing_zeros() as usize) {
+                cells[base] = *rule;
+            }
         }
         return;
     }

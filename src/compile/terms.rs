@@ -303,7 +303,7 @@ fn class_value_in(d: &Domain, c: u16, values: &[Scalar]) -> bool {
                 .any(|x| matches!(x, Scalar::Num(n) if *n == t)),
             _ => false,
         },
-        DomainKind::Bool => c < 2 && values.iter().any(|x| *x == Scalar::Bool(c == 1)),
+        DomainKind::Bool => c < 2 && values.contains(&Scalar::Bool(c == 1)),
     }
 }
 

@@ -75,6 +75,88 @@ pub fn uncovered_all(cube: &Cube, others: &[&Cube], limit: usize) -> Vec<Cube> {
     found
 }
 
+/// The requests no rule has claimed yet, as disjoint boxes. Going through the rules in
+/// order, each rule claims what is left of its boxes: exactly the requests it decides.
+pub struct Residual {
+    boxes: Vec<Cube>,
+}
+
+impl Residual {
+    pub fn new(universe: Cube) -> Residual {
+        Residual {
+            boxes: if crate::compile::terms::cube_is_empty(&universe) {
+                Vec::new()
+            } else {
+                vec![universe]
+            },
+        }
+    }
+
+    /// Claims `cubes` (one rule's boxes): returns the disjoint pieces the rule
+    /// decides, and keeps the rest.
+    pub fn claim(&mut self, cubes: &[&Cube]) -> Vec<Cube> {
+        let mut reached = Vec::new();
+        for cube in cubes {
+            let mut kept = Vec::with_capacity(self.boxes.len());
+            for piece in self.boxes.drain(..) {
+                if !cubes_intersect(&piece, cube) {
+                    kept.push(piece);
+                    continue;
+                }
+                let mut rest = piece;
+                for d in 0..rest.len() {
+                    if rest[d].is_subset(&cube[d]) {
+                        continue;
+                    }
+                    let mut outside = rest.clone();
+                    outside[d] = rest[d].minus(&cube[d]);
+                    kept.push(outside);
+                    rest[d] = rest[d].and(&cube[d]);
+                }
+                reached.push(rest);
+            }
+            self.boxes = kept;
+        }
+        reached
+    }
+
+    pub fn first(&self) -> Option<&Cube> {
+        self.boxes.first()
+    }
+
+    pub fn len(&self) -> usize {
+        self.boxes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+}
+
+/// The first `limit` rules (in order) with a box among the first `before` that
+/// intersects `cube`. Scans from the top and stops early: broad early rules are found
+/// at once, and the count past `limit` is not needed.
+pub fn intersecting_rules(
+    terms: &[(u32, Cube)],
+    cube: &Cube,
+    before: usize,
+    limit: usize,
+) -> Vec<u32> {
+    let mut rules: Vec<u32> = Vec::new();
+    for (rule, c) in &terms[..before.min(terms.len())] {
+        if rules.last() == Some(rule) || !cubes_intersect(c, cube) {
+            continue;
+        }
+        if !rules.contains(rule) {
+            rules.push(*rule);
+            if rules.len() >= limit {
+                break;
+            }
+        }
+    }
+    rules
+}
+
 /// For every attribute and class, the bitset of boxes that allow it: finds the boxes
 /// that may intersect a given one without testing them all.
 pub struct TermIndex<'t> {
@@ -87,19 +169,7 @@ pub struct TermIndex<'t> {
 impl<'t> TermIndex<'t> {
     pub fn new(domains: &[Domain], terms: &'t [(u32, Cube)]) -> TermIndex<'t> {
         let words = terms.len().div_ceil(64).max(1);
-        let sets = domains
-            .iter()
-            .enumerate()
-            .map(|(d, dom)| {
-                let mut v = vec![0u64; dom.classes() as usize * words];
-                for (t, (_, cube)) in terms.iter().enumerate() {
-                    for c in cube[d].iter() {
-                        v[c as usize * words + t / 64] |= 1 << (t % 64);
-                    }
-                }
-                v
-            })
-            .collect();
+        let sets = crate::compile::table::class_bitsets(domains, terms, words);
         let live = domains
             .iter()
             .map(|d| d.live.iter().filter(|l| **l).count())
@@ -152,18 +222,6 @@ impl<'t> TermIndex<'t> {
             .into_iter()
             .map(|t| &self.terms[t].1)
             .collect()
-    }
-
-    /// The rules with a box among the first `before` that intersects `cube`.
-    pub fn intersecting_rules(&self, cube: &Cube, before: usize) -> Vec<u32> {
-        let mut rules: Vec<u32> = self
-            .candidate_ids(cube, before)
-            .into_iter()
-            .filter(|t| cubes_intersect(&self.terms[*t].1, cube))
-            .map(|t| self.terms[t].0)
-            .collect();
-        rules.dedup();
-        rules
     }
 }
 

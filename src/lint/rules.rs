@@ -10,7 +10,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::policy::{Policy, RouteRule};
 use crate::source::Span;
 
-use super::cover::{point, uncovered, TermIndex};
+use super::cover::{intersecting_rules, point, uncovered, Residual, TermIndex};
 
 /// Most rules named as the cause of a finding.
 const MAX_NAMED: usize = 3;
@@ -92,7 +92,10 @@ pub fn check(
     };
     let rules: Vec<&RouteRule> = list.rules.iter().collect();
     let terms = &routing.terms;
-    let index = TermIndex::new(&routing.table.domains, terms);
+    // the bitset index only serves the informational overlaps
+    let index = opts
+        .infos
+        .then(|| TermIndex::new(&routing.table.domains, terms));
     let universe = crate::compile::terms::universe(&routing.table.domains);
 
     // the range of boxes of each rule
@@ -106,7 +109,8 @@ pub fn check(
         *range = (start, t);
     }
 
-    let mut live_at: Vec<Option<Cube>> = vec![None; rules.len()];
+    let mut residual = Residual::new(universe.clone());
+    let syms = crate::check::names::Symbols::new(policy);
     for (r, rule) in rules.iter().enumerate() {
         let (start, end) = ranges[r];
         if start == end {
@@ -119,15 +123,13 @@ pub fn check(
             }
             continue;
         }
-        let live = (start..end).find_map(|i| {
-            let earlier = index.candidates(&terms[i].1, start);
-            uncovered(&terms[i].1, &earlier)
-        });
-        live_at[r] = live.clone();
-        if live.is_none() {
+        let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
+        let reached = residual.claim(&own);
+        capabilities(&mut diags, &syms, schema, routing, rule, &reached);
+        if reached.is_empty() {
             let shadows: Vec<u32> = {
                 let mut v: Vec<u32> = (start..end)
-                    .flat_map(|i| index.intersecting_rules(&terms[i].1, start))
+                    .flat_map(|i| intersecting_rules(terms, &terms[i].1, start, MAX_NAMED + 1))
                     .collect();
                 v.sort_unstable();
                 v.dedup();
@@ -155,40 +157,34 @@ pub fn check(
             )));
             continue;
         }
-        if !rule.is_fallback && r + 1 < rules.len() || !rule.is_fallback && rule.condition.is_some()
-        {
-            let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
-            if uncovered(&universe, &own).is_none() {
-                diags.push(
-                    Diagnostic::new(
-                        Code::AlwaysMatches,
-                        condition_span(rule),
-                        format!("rule `{}` matches every request", rule.id()),
-                    )
-                    .primary_label("always true")
-                    .help("write it as `- fallback: NAME` at the end, or narrow the condition"),
-                );
-            }
+        if !rule.is_fallback && uncovered(&universe, &own).is_none() {
+            diags.push(
+                Diagnostic::new(
+                    Code::AlwaysMatches,
+                    condition_span(rule),
+                    format!("rule `{}` matches every request", rule.id()),
+                )
+                .primary_label("always true")
+                .help("write it as `- fallback: NAME` at the end, or narrow the condition"),
+            );
         }
         if opts.infos && !rule.is_fallback {
-            overlaps(&mut diags, routing, &index, &rules, &ranges, r);
+            if let Some(index) = &index {
+                overlaps(&mut diags, routing, index, &rules, &ranges, r);
+            }
         }
     }
 
     if !rules.iter().any(|r| r.is_fallback) && !rules.is_empty() {
-        let all: Vec<&Cube> = terms.iter().map(|(_, c)| c).collect();
-        if let Some(hole) = uncovered(&universe, &all) {
+        if let Some(hole) = residual.first() {
             diags.push(
                 Diagnostic::new(Code::Uncovered, list.span, "some requests match no rule")
-                    .primary_label(format!("for example {}", example(routing, &hole, None)))
+                    .primary_label(format!("for example {}", example(routing, hole, None)))
                     .help("add `- fallback: NAME` as the last rule"),
             );
         }
     }
 
-    capabilities(
-        &mut diags, policy, schema, routing, &index, &rules, &ranges, &live_at,
-    );
     diags
 }
 
@@ -203,7 +199,7 @@ fn overlaps(
     let (start, end) = ranges[r];
     let terms = &routing.terms;
     let mut earlier: Vec<u32> = (start..end)
-        .flat_map(|i| index.intersecting_rules(&terms[i].1, start))
+        .flat_map(|i| intersecting_rules(terms, &terms[i].1, start, MAX_NAMED + 1))
         .collect();
     earlier.sort_unstable();
     earlier.dedup();
@@ -249,30 +245,25 @@ struct Gap<'p> {
     example: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// W051 for one rule, given the pieces of the request space it decides.
 fn capabilities(
     diags: &mut Vec<Diagnostic>,
-    policy: &Policy,
+    syms: &crate::check::names::Symbols<'_>,
     schema: &Schema,
     routing: &Routing,
-    index: &TermIndex<'_>,
-    rules: &[&RouteRule],
-    ranges: &[(usize, usize)],
-    live: &[Option<Cube>],
+    rule: &RouteRule,
+    reached: &[Cube],
 ) {
-    let syms = crate::check::names::Symbols::new(policy);
-    let terms = &routing.terms;
     for attr in schema.attrs.iter().filter(|a| !a.requires.is_empty()) {
         let domain = routing
             .table
             .domains
             .iter()
             .position(|d| d.attr == attr.name);
-        for (r, rule) in rules.iter().enumerate() {
-            let (Some(target), Some(witness)) = (&rule.target, &live[r]) else {
+        {
+            let (Some(target), Some(any)) = (&rule.target, reached.first()) else {
                 continue;
             };
-            let (start, end) = ranges[r];
             let mut gaps: Vec<Gap<'_>> = Vec::new();
             for (value, needed) in &attr.requires {
                 // a request with this value that the rule decides, if there is one
@@ -281,24 +272,21 @@ fn capabilities(
                         let Some(v) = routing.table.domains[d].class_of_value(value) else {
                             continue;
                         };
-                        (start..end)
-                            .find_map(|i| {
-                                let mut cube = terms[i].1.clone();
-                                if !cube[d].contains(v) {
-                                    return None;
-                                }
+                        reached
+                            .iter()
+                            .find(|piece| piece[d].contains(v))
+                            .map(|piece| {
                                 let mut only = crate::compile::terms::ClassSet::empty(
                                     routing.table.domains[d].classes(),
                                 );
                                 only.insert(v);
+                                let mut cube = piece.clone();
                                 cube[d] = only;
-                                let earlier = index.candidates(&cube, start);
-                                uncovered(&cube, &earlier)
+                                example(routing, &cube, None)
                             })
-                            .map(|c| example(routing, &c, None))
                     }
                     // the rule does not test the attribute: any value reaches it
-                    None => Some(example(routing, witness, Some((&attr.name, value)))),
+                    None => Some(example(routing, any, Some((&attr.name, value)))),
                 };
                 let Some(example) = example else { continue };
                 for model in syms.target_models(target) {

@@ -49,7 +49,7 @@ fn literal(a: &Attr, pick: u32) -> String {
         Kind::Enum(vs) => format!("\"{}\"", vs[pick as usize % vs.len()]),
         Kind::Str => format!("\"s{}\"", pick % 4),
         Kind::Int => format!("{}", (pick % 12) as i64 - 2),
-        Kind::Bool => (pick % 2 == 0).to_string(),
+        Kind::Bool => pick.is_multiple_of(2).to_string(),
         Kind::Duration => format!("{}ms", (pick % 6) * 100),
     }
 }
@@ -129,14 +129,14 @@ fn request_values(attrs: &[Attr], seed: &[u32]) -> Vec<Option<Scalar>> {
             let v = seed[i % seed.len()]
                 .wrapping_mul(2654435761)
                 .rotate_left(i as u32);
-            if v % 5 == 0 {
+            if v.is_multiple_of(5) {
                 return None;
             }
             Some(match &a.kind {
                 Kind::Enum(vs) => Scalar::Str(vs[(v / 5) as usize % vs.len()].clone()),
                 Kind::Str => Scalar::Str(format!("s{}", (v / 5) % 6)),
                 Kind::Int => Scalar::Num(f64::from((v / 5) % 16) - 4.0),
-                Kind::Bool => Scalar::Bool((v / 5) % 2 == 0),
+                Kind::Bool => Scalar::Bool((v / 5).is_multiple_of(2)),
                 Kind::Duration => Scalar::Num(f64::from((v / 5) % 14) * 50.0),
             })
         })

@@ -6,6 +6,8 @@ mod compile_props;
 mod compiler;
 mod docs;
 mod fixtures;
+mod graphs;
+mod machines;
 mod props;
 mod robustness;
 mod seed;
