@@ -32,6 +32,10 @@ enum Command {
     Diff(cli::author::DiffArgs),
     /// Measure decisions: the compiled table against the plain interpreter.
     Bench(cli::author::BenchArgs),
+    /// Draw the policy's graphs (routing, failover, downgrades, notifications).
+    Graph(cli::author::GraphArgs),
+    /// Print the transition tables of the compiled state machines.
+    Machines(cli::author::MachinesArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +46,7 @@ fn main() -> ExitCode {
         Command::Test(a) => cli::author::test(a),
         Command::Diff(a) => cli::author::diff(a),
         Command::Bench(a) => cli::author::bench(a),
+        Command::Graph(a) => cli::author::graph(a),
+        Command::Machines(a) => cli::author::machines(a),
     }
 }

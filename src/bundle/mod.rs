@@ -117,9 +117,10 @@ impl Bundle {
         }
     }
 
-    /// The bytes written to disk: pretty JSON and a final newline.
+    /// The bytes written to disk: compact JSON (large tables stay small; `jq .`
+    /// shows it indented) and a final newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
         out.push(b'\n');
         out
     }
@@ -204,24 +205,25 @@ fn validate(c: &Content) -> Result<(), BundleError> {
                 return bad("a cell names a rule that does not exist".into());
             }
         }
-        Layout::Bitsets {
-            words,
-            term_rule,
-            sets,
-        } => {
-            let words = *words as usize;
-            if term_rule.len() > words * 64 || sets.len() != t.domains.len() {
+        Layout::Bitsets(b) => {
+            if b.constraints.len() != t.domains.len()
+                || b.words as usize != b.term_rule.len().div_ceil(64).max(1)
+            {
                 return bad("bitsets do not match the attributes".into());
             }
-            for (d, set) in t.domains.iter().zip(sets) {
-                if set.len() != d.classes() as usize * words {
+            for (d, cons) in t.domains.iter().zip(&b.constraints) {
+                let bad_class = cons.iter().any(|c| {
+                    c.term as usize >= b.term_rule.len()
+                        || c.runs.iter().any(|[a, b]| a > b || *b >= d.classes())
+                });
+                if bad_class {
                     return bad(format!(
-                        "the bitsets of `{}` do not match its classes",
+                        "the constraints of `{}` name boxes or classes that do not exist",
                         d.attr
                     ));
                 }
             }
-            if term_rule.iter().any(|r| *r >= rules) {
+            if b.term_rule.iter().any(|r| *r >= rules) {
                 return bad("a box names a rule that does not exist".into());
             }
         }

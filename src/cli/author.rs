@@ -219,3 +219,54 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         ExitCode::from(1)
     }
 }
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    /// Policy files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Graphviz DOT or a Mermaid flowchart.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+}
+
+/// Draws the policy's graphs; a policy with errors is drawn as far as it resolves.
+pub fn graph(args: GraphArgs) -> ExitCode {
+    let checked = match rulec::driver::check_paths(&args.paths, rulec::driver::Options::default()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    emit(&match args.format {
+        GraphFormat::Dot => rulec::graph::dot(&checked.policy),
+        GraphFormat::Mermaid => rulec::graph::mermaid(&checked.policy),
+    });
+    ExitCode::SUCCESS
+}
+
+#[derive(clap::Args)]
+pub struct MachinesArgs {
+    /// Policy files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+/// Prints the transition table of every state machine compiled from the policy.
+pub fn machines(args: MachinesArgs) -> ExitCode {
+    let loaded = match load(&args.paths, false) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let machines = rulec::machines::compile(&loaded.checked.policy);
+    let tables: Vec<String> = machines
+        .iter()
+        .map(rulec::machines::transition_table)
+        .collect();
+    emit(&tables.join("\n"));
+    ExitCode::SUCCESS
+}

@@ -57,17 +57,59 @@ pub struct RuleInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layout {
-    Flat {
-        strides: Vec<u32>,
-        cells: Vec<u32>,
-    },
-    Bitsets {
-        words: u32,
-        /// the rule of each box
-        term_rule: Vec<u32>,
-        /// per domain: `classes × words` words
-        sets: Vec<Vec<u64>>,
-    },
+    Flat { strides: Vec<u32>, cells: Vec<u32> },
+    Bitsets(Bitsets),
+}
+
+/// A box that does not allow every class of a domain: the classes it does allow, as
+/// inclusive runs (`x != "a"` is two runs, not thousands of classes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub term: u32,
+    pub runs: Vec<[u16; 2]>,
+}
+
+impl Constraint {
+    pub fn classes(&self) -> impl Iterator<Item = u16> + '_ {
+        self.runs.iter().flat_map(|[a, b]| *a..=*b)
+    }
+}
+
+fn runs(classes: impl Iterator<Item = u16>) -> Vec<[u16; 2]> {
+    let mut out: Vec<[u16; 2]> = Vec::new();
+    for c in classes {
+        match out.last_mut() {
+            Some(run) if run[1].checked_add(1) == Some(c) => run[1] = c,
+            _ => out.push([c, c]),
+        }
+    }
+    out
+}
+
+/// The bitset layout. Shipped as the constraints only (linear in the policy); the
+/// dense rows, `classes × words` per domain, are derived when first needed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bitsets {
+    pub words: u32,
+    /// the rule of each box
+    pub term_rule: Vec<u32>,
+    /// per domain: the boxes that constrain it; every other box allows every class
+    pub constraints: Vec<Vec<Constraint>>,
+    #[serde(skip)]
+    dense: std::sync::OnceLock<Vec<Vec<u64>>>,
+}
+
+impl Bitsets {
+    fn sets(&self, domains: &[Domain]) -> &[Vec<u64>] {
+        self.dense.get_or_init(|| {
+            dense_rows(
+                domains,
+                &self.constraints,
+                self.term_rule.len(),
+                self.words as usize,
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,19 +145,21 @@ impl DecisionTable {
     ) -> DecisionTable {
         let words = terms.len().div_ceil(64).max(1);
         let term_rule: Vec<u32> = terms.iter().map(|(r, _)| *r).collect();
-        let sets = class_bitsets(&domains, terms, words);
+        let constraints = constraints(&domains, terms);
         let product = domains
             .iter()
             .try_fold(1u64, |acc, d| acc.checked_mul(u64::from(d.classes())))
             .unwrap_or(u64::MAX);
         let layout = if product <= flat_limit {
+            let sets = dense_rows(&domains, &constraints, term_rule.len(), words);
             flat(&domains, &sets, &term_rule, words)
         } else {
-            Layout::Bitsets {
+            Layout::Bitsets(Bitsets {
                 words: words as u32,
                 term_rule,
-                sets,
-            }
+                constraints,
+                dense: std::sync::OnceLock::new(),
+            })
         };
         DecisionTable {
             domains,
@@ -125,10 +169,14 @@ impl DecisionTable {
         }
     }
 
-    /// Restores lookup indexes after deserialising.
+    /// Restores lookup indexes after deserialising, and derives the dense bitsets
+    /// now rather than on the first decision.
     pub fn rebuild(&mut self) {
         for d in &mut self.domains {
             d.rebuild();
+        }
+        if let Layout::Bitsets(b) = &self.layout {
+            let _ = b.sets(&self.domains);
         }
     }
 
@@ -148,12 +196,9 @@ impl DecisionTable {
                 let rule = cells[idx];
                 (rule != NO_MATCH).then_some(rule)
             }
-            Layout::Bitsets {
-                words,
-                term_rule,
-                sets,
-            } => {
-                let words = *words as usize;
+            Layout::Bitsets(b) => {
+                let (words, term_rule, sets) =
+                    (b.words as usize, &b.term_rule, b.sets(&self.domains));
                 if self.domains.len() <= STACK_DOMAINS {
                     let mut offsets = [0usize; STACK_DOMAINS];
                     for (d, o) in offsets.iter_mut().enumerate().take(self.domains.len()) {
@@ -182,12 +227,9 @@ impl DecisionTable {
                 let rule = cells[idx];
                 (rule != NO_MATCH).then_some(rule)
             }
-            Layout::Bitsets {
-                words,
-                term_rule,
-                sets,
-            } => {
-                let words = *words as usize;
+            Layout::Bitsets(b) => {
+                let (words, term_rule, sets) =
+                    (b.words as usize, &b.term_rule, b.sets(&self.domains));
                 let offsets: Vec<usize> = classes.iter().map(|c| *c as usize * words).collect();
                 first_term(sets, &offsets, words, term_rule)
             }
@@ -197,25 +239,53 @@ impl DecisionTable {
     pub fn layout_name(&self) -> &'static str {
         match self.layout {
             Layout::Flat { .. } => "flat",
-            Layout::Bitsets { .. } => "bitsets",
+            Layout::Bitsets(_) => "bitsets",
         }
     }
 }
 
-/// Per domain, `classes × words`: bit `t` of class `c` is set when box `t` allows `c`.
-/// Boxes that do not constrain a domain are one shared row copied into every class,
-/// so the work is classes × words plus the constrained boxes' classes, not
-/// classes × boxes.
-pub fn class_bitsets(domains: &[Domain], terms: &[(u32, Cube)], words: usize) -> Vec<Vec<u64>> {
+/// Per domain, the boxes that do not allow every live class, with the classes they do
+/// allow.
+pub fn constraints(domains: &[Domain], terms: &[(u32, Cube)]) -> Vec<Vec<Constraint>> {
     domains
         .iter()
         .enumerate()
         .map(|(d, dom)| {
             let live = super::terms::ClassSet::live(dom);
+            terms
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, cube))| !live.is_subset(&cube[d]))
+                .map(|(t, (_, cube))| Constraint {
+                    term: t as u32,
+                    runs: runs(cube[d].iter()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Per domain, `classes × words`: bit `t` of class `c` is set when box `t` allows `c`.
+/// Unconstraining boxes form one shared row copied into every live class, so the work
+/// is classes × words plus the constraints.
+pub fn dense_rows(
+    domains: &[Domain],
+    constraints: &[Vec<Constraint>],
+    terms: usize,
+    words: usize,
+) -> Vec<Vec<u64>> {
+    domains
+        .iter()
+        .zip(constraints)
+        .map(|(dom, cons)| {
             let mut wild = vec![0u64; words];
-            for (t, (_, cube)) in terms.iter().enumerate() {
-                if live.is_subset(&cube[d]) {
-                    wild[t / 64] |= 1 << (t % 64);
+            for t in 0..terms.min(words * 64) {
+                wild[t / 64] |= 1 << (t % 64);
+            }
+            for c in cons {
+                let t = c.term as usize;
+                if t < words * 64 {
+                    wild[t / 64] &= !(1 << (t % 64));
                 }
             }
             let classes = dom.classes() as usize;
@@ -227,17 +297,22 @@ pub fn class_bitsets(domains: &[Domain], terms: &[(u32, Cube)], words: usize) ->
                     v.extend(std::iter::repeat_n(0, words));
                 }
             }
-            for (t, (_, cube)) in terms.iter().enumerate() {
-                if wild[t / 64] & (1 << (t % 64)) != 0 {
-                    continue;
-                }
-                for c in cube[d].iter() {
-                    v[c as usize * words + t / 64] |= 1 << (t % 64);
+            for c in cons {
+                let t = c.term as usize;
+                for class in c.classes() {
+                    if let Some(word) = v.get_mut(class as usize * words + t / 64) {
+                        *word |= 1 << (t % 64);
+                    }
                 }
             }
             v
         })
         .collect()
+}
+
+/// [`dense_rows`] straight from boxes.
+pub fn class_bitsets(domains: &[Domain], terms: &[(u32, Cube)], words: usize) -> Vec<Vec<u64>> {
+    dense_rows(domains, &constraints(domains, terms), terms.len(), words)
 }
 
 fn first_term(

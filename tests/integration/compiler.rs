@@ -23,7 +23,8 @@ fn bundles_are_deterministic_and_snapshotted() {
     assert_eq!(a, b, "two compilations differ");
     let text = String::from_utf8(a).unwrap();
     assert!(!text.contains("sk-"), "no secrets");
-    insta::assert_snapshot!("example_bundle", text);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    insta::assert_json_snapshot!("example_bundle", value);
 }
 
 #[test]
@@ -36,6 +37,7 @@ fn loading_verifies_hash_format_and_shape() {
     // a changed target: the hash no longer matches
     let text = String::from_utf8(bytes.clone()).unwrap();
     let tampered = text.replacen("\"claude_opus\"", "\"gpt_55\"", 1);
+    assert_ne!(tampered, text);
     let err = rulec::bundle::Bundle::load(tampered.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("does not match its hash"), "{err}");
 
@@ -49,7 +51,8 @@ fn loading_verifies_hash_format_and_shape() {
     assert!(err.to_string().contains("`rulec-bundle/9`"), "{err}");
 
     // an unknown field is not silently dropped
-    let extra = text.replacen("\"content\": {", "\"content\": {\"extra\": 1,", 1);
+    let extra = text.replacen("\"content\":{", "\"content\":{\"extra\":1,", 1);
+    assert_ne!(extra, text);
     assert!(rulec::bundle::Bundle::load(extra.as_bytes()).is_err());
 }
 

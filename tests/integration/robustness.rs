@@ -46,7 +46,11 @@ fn ten_megabyte_file_is_checked() {
     }
     let (code, c, _) = check_bytes("big.yaml", text.as_bytes());
     assert_eq!(code, 1);
-    assert_eq!(c.iter().filter(|c| *c == "E020").count(), i, "one undefined provider per model");
+    assert_eq!(
+        c.iter().filter(|c| *c == "E020").count(),
+        i,
+        "one undefined provider per model"
+    );
 }
 
 #[test]
