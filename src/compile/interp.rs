@@ -33,14 +33,7 @@ fn of_value(v: &Value) -> Ref<'_> {
 /// Compares two values. Values of different types are never equal and have no order.
 fn compare(a: Ref<'_>, op: CmpOp, b: Ref<'_>) -> bool {
     match (a, b) {
-        (Ref::N(x), Ref::N(y)) => match op {
-            CmpOp::Eq => x == y,
-            CmpOp::Ne => x != y,
-            CmpOp::Lt => x < y,
-            CmpOp::Le => x <= y,
-            CmpOp::Gt => x > y,
-            CmpOp::Ge => x >= y,
-        },
+        (Ref::N(x), Ref::N(y)) => super::value::compare_numbers(x, op, y),
         _ => match op {
             CmpOp::Eq => a == b,
             CmpOp::Ne => a != b,

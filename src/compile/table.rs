@@ -54,6 +54,22 @@ pub struct RuleInfo {
     pub source: SourceRef,
 }
 
+impl RuleInfo {
+    /// `pool `standard`, priority balanced`: what the rule decides, in words.
+    pub fn target_text(&self) -> String {
+        let kind = match self.target.kind {
+            TargetKind::Model => "model",
+            TargetKind::Pool => "pool",
+        };
+        let priority = self
+            .priority
+            .as_ref()
+            .map(|p| format!(", priority {p}"))
+            .unwrap_or_default();
+        format!("{kind} `{}`{priority}", self.target.name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layout {

@@ -275,14 +275,7 @@ enum Pred {
 
 fn const_compare(a: &Scalar, op: CmpOp, b: &Scalar) -> bool {
     match (a, b) {
-        (Scalar::Num(x), Scalar::Num(y)) => match op {
-            CmpOp::Eq => x == y,
-            CmpOp::Ne => x != y,
-            CmpOp::Lt => x < y,
-            CmpOp::Le => x <= y,
-            CmpOp::Gt => x > y,
-            CmpOp::Ge => x >= y,
-        },
+        (Scalar::Num(x), Scalar::Num(y)) => super::value::compare_numbers(*x, op, *y),
         _ => match op {
             CmpOp::Eq => a == b,
             CmpOp::Ne => a != b,

@@ -23,3 +23,16 @@ pub fn literal(v: &Value) -> Scalar {
         Value::Rate(r) => Scalar::Num(r.per_second()),
     }
 }
+
+/// `x OP y` on numbers: the one definition both the table and the interpreter use.
+pub fn compare_numbers(x: f64, op: crate::syntax::CmpOp, y: f64) -> bool {
+    use crate::syntax::CmpOp;
+    match op {
+        CmpOp::Eq => x == y,
+        CmpOp::Ne => x != y,
+        CmpOp::Lt => x < y,
+        CmpOp::Le => x <= y,
+        CmpOp::Gt => x > y,
+        CmpOp::Ge => x >= y,
+    }
+}

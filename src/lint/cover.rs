@@ -6,41 +6,14 @@ use crate::compile::domain::Domain;
 use crate::compile::terms::{cube_contains, cubes_intersect, ClassSet, Cube};
 
 /// A sub-box of `cube` that no box in `others` touches, or `None` when `others` cover
-/// `cube`. Works with an explicit stack: no recursion, whatever the number of boxes.
+/// `cube`.
 pub fn uncovered(cube: &Cube, others: &[&Cube]) -> Option<Cube> {
-    // (region, index of the first box that may still intersect it)
-    let mut stack: Vec<(Cube, usize)> = vec![(cube.clone(), 0)];
-    while let Some((region, mut from)) = stack.pop() {
-        while from < others.len() && !cubes_intersect(&region, others[from]) {
-            from += 1;
-        }
-        let Some(blocker) = others.get(from) else {
-            return Some(region);
-        };
-        if cube_contains(blocker, &region) {
-            continue;
-        }
-        // split along the first attribute the blocker does not fully cover:
-        // the part outside it is checked against the remaining boxes only
-        let Some(d) = region
-            .iter()
-            .zip(blocker.iter())
-            .position(|(r, b)| !r.is_subset(b))
-        else {
-            continue;
-        };
-        let mut inside = region.clone();
-        inside[d] = region[d].and(&blocker[d]);
-        let mut outside = region;
-        outside[d] = outside[d].minus(&blocker[d]);
-        stack.push((inside, from));
-        stack.push((outside, from + 1));
-    }
-    None
+    uncovered_all(cube, others, 1).pop()
 }
 
 /// Up to `limit` disjoint sub-boxes of `cube` that together make up all of it that
-/// `others` do not touch (all of it when fewer than `limit` are needed).
+/// `others` do not touch (all of it when fewer than `limit` are needed). Works with an
+/// explicit stack: no recursion, whatever the number of boxes.
 pub fn uncovered_all(cube: &Cube, others: &[&Cube], limit: usize) -> Vec<Cube> {
     let mut found = Vec::new();
     let mut stack: Vec<(Cube, usize)> = vec![(cube.clone(), 0)];

@@ -3,7 +3,7 @@
 //! decision, from what to what — not on their text.
 
 use crate::check::schema::{AttrInfo, Schema, Ty};
-use crate::compile::table::{RuleInfo, TargetKind};
+use crate::compile::table::RuleInfo;
 use crate::compile::terms::{cube_and, cube_is_empty, Cube};
 use crate::compile::{self, Routing};
 use crate::lint::cover::{uncovered_all, TermIndex};
@@ -178,21 +178,13 @@ fn describe(domains: &[compile::domain::Domain], cube: &Cube) -> String {
 fn side(routing: &Routing, rule: Option<u32>) -> String {
     match rule.and_then(|r| routing.table.rules.get(r as usize)) {
         None => "no route".to_string(),
-        Some(i) => {
-            let kind = match i.target.kind {
-                TargetKind::Model => "model",
-                TargetKind::Pool => "pool",
-            };
-            let priority = i
-                .priority
-                .as_ref()
-                .map(|p| format!(", priority {p}"))
-                .unwrap_or_default();
-            format!(
-                "{kind} `{}`{priority}, by rule `{}` ({}:{})",
-                i.target.name, i.id, i.source.file, i.source.line
-            )
-        }
+        Some(i) => format!(
+            "{}, by rule `{}` ({}:{})",
+            i.target_text(),
+            i.id,
+            i.source.file,
+            i.source.line
+        ),
     }
 }
 

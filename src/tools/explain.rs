@@ -4,7 +4,6 @@
 use serde_json::{json, Value as Json};
 
 use crate::compile::request::{Request, RequestError};
-use crate::compile::table::TargetKind;
 use crate::compile::value::Scalar;
 use crate::compile::{interp, Routing};
 use crate::policy::Policy;
@@ -119,18 +118,9 @@ pub fn render(routing: &Routing, policy: &Policy, sources: &SourceMap, e: &Expla
     match e.rule {
         Some(r) => {
             let info = &rules[r as usize];
-            let kind = match info.target.kind {
-                TargetKind::Model => "model",
-                TargetKind::Pool => "pool",
-            };
-            let priority = info
-                .priority
-                .as_ref()
-                .map(|p| format!(", priority {p}"))
-                .unwrap_or_default();
             out.push_str(&format!(
-                "decision: {kind} `{}`{priority}, by rule `{}` ({}:{}){}\n",
-                info.target.name,
+                "decision: {}, by rule `{}` ({}:{}){}\n",
+                info.target_text(),
                 info.id,
                 info.source.file,
                 info.source.line,

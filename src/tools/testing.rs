@@ -165,19 +165,7 @@ fn describe(routing: &Routing, rule: Option<u32>) -> String {
         None => "no route (no rule matches)".to_string(),
         Some(r) => {
             let info = &routing.table.rules[r as usize];
-            let kind = match info.target.kind {
-                TargetKind::Model => "model",
-                TargetKind::Pool => "pool",
-            };
-            let priority = info
-                .priority
-                .as_ref()
-                .map(|p| format!(", priority {p}"))
-                .unwrap_or_default();
-            format!(
-                "{kind} `{}` by rule `{}`{priority}",
-                info.target.name, info.id
-            )
+            format!("{}, by rule `{}`", info.target_text(), info.id)
         }
     }
 }

@@ -148,7 +148,7 @@ fn a_failing_test_shows_a_diff() {
     );
     assert!(
         run.stdout
-            .contains("actual:   pool `standard` by rule `summaries`"),
+            .contains("actual:   pool `standard`, priority balanced, by rule `summaries`"),
         "{}",
         run.stdout
     );
