@@ -346,7 +346,7 @@ codes! {
         fix: "Downgrade to the cheapest model in use, or use `next_cheaper`.",
     }
     FailoverDeadEnd = "W076" Warning "failover-dead-end" {
-        summary: "a failover provider that serves none of the models in use",
+        summary: "a failover provider that serves no declared model",
         what: "A provider in the failover chain has no declared model, so traffic failed over to it has nothing to run on.",
         why: "The failover looks configured but cannot carry traffic: at 3 AM it is a dead end.",
         fix: "Declare models for the provider, or remove it from the failover chain.",
