@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "rulec",
     version,
-    about = "Check, compile and serve LLM routing policies"
+    about = "Check and compile LLM routing policies; explain, test and compare them"
 )]
 struct Cli {
     #[command(subcommand)]
