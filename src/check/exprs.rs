@@ -50,7 +50,7 @@ fn numeric(v: &Value) -> Option<f64> {
     }
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     fn span(&self, range: &std::ops::Range<usize>) -> crate::source::Span {
         self.node.value_span(range.clone())
     }
@@ -76,9 +76,11 @@ impl Checker<'_> {
         }
     }
 
-    fn attr(&mut self, name: &str, range: &std::ops::Range<usize>) -> Option<AttrInfo> {
-        if let Some(a) = self.schema.get(name) {
-            return Some(a.clone());
+    /// The attribute's schema entry, borrowed: an enum may carry thousands of values.
+    fn attr(&mut self, name: &str, range: &std::ops::Range<usize>) -> Option<&'a AttrInfo> {
+        let schema: &'a Schema = self.schema;
+        if let Some(a) = schema.get(name) {
+            return Some(a);
         }
         let help = did_you_mean(name, self.schema.names())
             .unwrap_or_else(|| format!("declare `{name}` under `request:` with its `type`"));
@@ -192,17 +194,17 @@ impl Checker<'_> {
         let Some(attr) = self.attr(name, apos) else {
             return;
         };
-        if !self.literal_fits(&attr, apos, lit) {
+        if !self.literal_fits(attr, apos, lit) {
             return;
         }
         if !self.ordering(
-            &attr,
+            attr,
             op,
             &(apos.start.min(lit.pos.0.start)..apos.end.max(lit.pos.0.end)),
         ) {
             return;
         }
-        self.range_check(&attr, apos, op, lit);
+        self.range_check(attr, apos, op, lit);
     }
 
     /// Whether a literal has the attribute's type (reporting E030/E031 when not).
@@ -357,7 +359,7 @@ impl Checker<'_> {
             self.push(d);
         }
         for (i, lit) in list.iter().enumerate() {
-            if !self.literal_fits(&attr, apos, lit) {
+            if !self.literal_fits(attr, apos, lit) {
                 continue;
             }
             if let Some(first) = list[..i].iter().find(|l| l.value == lit.value) {

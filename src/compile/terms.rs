@@ -20,6 +20,15 @@ impl ClassSet {
         ClassSet(vec![0; (classes as usize).div_ceil(64)])
     }
 
+    /// Every class, valid or not.
+    pub fn all(classes: u16) -> ClassSet {
+        let mut s = ClassSet::empty(classes);
+        for c in 0..classes {
+            s.insert(c);
+        }
+        s
+    }
+
     /// Every class that holds a valid value.
     pub fn live(domain: &Domain) -> ClassSet {
         let mut s = ClassSet::empty(domain.classes());
@@ -250,6 +259,21 @@ impl<'d> Expander<'d> {
 
     fn compare(&self, attr: &str, op: CmpOp, lit: &Literal) -> Pred {
         let v = literal(&lit.value);
+        // `tenant == "t7"` on an enum of thousands: one class, found by lookup, rather
+        // than every class tested (the result is the same as `class_compare`'s)
+        if let (Some(i), Scalar::Str(s), CmpOp::Eq | CmpOp::Ne) = (self.domain_of(attr), &v, op) {
+            let d = &self.domains[i];
+            if matches!(d.kind, DomainKind::Values { .. }) {
+                let mut set = ClassSet::empty(d.classes());
+                if let Some(c) = d.class_of_value(s) {
+                    set.insert(c);
+                }
+                if op == CmpOp::Ne {
+                    set = ClassSet::all(d.classes()).minus(&set);
+                }
+                return Pred::On(i, set);
+            }
+        }
         self.classes_where(attr, |d, c| class_compare(d, c, op, &v))
     }
 
