@@ -6,7 +6,6 @@
 
 mod policy_gen;
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rulec::bundle::Bundle;
 use rulec::check::Schema;
 use rulec::compile::value::Scalar;
-use rulec::compile::{interp, Routing};
+use rulec::compile::Routing;
 use rulec::driver::{self, Checked};
 
 const SIZES: &[usize] = &[10, 100, 1_000, 10_000];
@@ -109,17 +108,8 @@ fn bench_decide(c: &mut Criterion) {
     for (name, checked) in policies() {
         let routing = routing(&name, &checked);
         let requests = rulec::tools::bench::requests(&routing, REQUESTS, 7);
-        let slot_of: HashMap<&str, usize> = routing
-            .schema
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.name.as_str(), i))
-            .collect();
-        let interpret = |values: &[Option<Scalar>]| {
-            let get = |n: &str| slot_of.get(n).and_then(|i| values[*i].as_ref());
-            interp::first_match(&routing.conditions, &get)
-        };
+        let interpreter = rulec::tools::bench::Interpreter::new(&routing);
+        let interpret = |values: &[Option<Scalar>]| interpreter.decide(values);
         let bundle = Bundle::new(&checked.policy, &routing).to_bytes();
         eprintln!(
             "policy {name}: {} rules, {} layout, bundle {} bytes",

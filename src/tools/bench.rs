@@ -74,19 +74,39 @@ fn time_per(requests: usize, min: Duration, mut f: impl FnMut() -> usize) -> f64
     start.elapsed().as_nanos() as f64 / (rounds as f64 * requests.max(1) as f64)
 }
 
+/// The plain first-match interpreter over a routing's conditions, with attributes
+/// found by name as an interpreter would: the baseline the table is measured against.
+pub struct Interpreter<'r> {
+    routing: &'r Routing,
+    slot_of: HashMap<&'r str, usize>,
+}
+
+impl<'r> Interpreter<'r> {
+    pub fn new(routing: &'r Routing) -> Interpreter<'r> {
+        let slot_of = routing
+            .schema
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.as_str(), i))
+            .collect();
+        Interpreter { routing, slot_of }
+    }
+
+    pub fn decide(&self, values: &[Option<Scalar>]) -> Option<u32> {
+        let get = |name: &str| {
+            self.slot_of
+                .get(name)
+                .and_then(|i| values.get(*i)?.as_ref())
+        };
+        interp::first_match(&self.routing.conditions, &get).map(|r| r as u32)
+    }
+}
+
 pub fn run(routing: &Routing, count: usize, seed: u64, min: Duration) -> Report {
     let reqs = requests(routing, count, seed);
-    let slot_of: HashMap<&str, usize> = routing
-        .schema
-        .attributes
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.name.as_str(), i))
-        .collect();
-    let interpret = |values: &[Option<Scalar>]| {
-        let get = |name: &str| slot_of.get(name).and_then(|i| values[*i].as_ref());
-        interp::first_match(&routing.conditions, &get).map(|r| r as u32)
-    };
+    let interpreter = Interpreter::new(routing);
+    let interpret = |values: &[Option<Scalar>]| interpreter.decide(values);
     let agreement = reqs
         .iter()
         .filter(|v| routing.table.decide(v) == interpret(v))
