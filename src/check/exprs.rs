@@ -17,6 +17,7 @@ pub fn check(policy: &Policy, schema: &Schema, diags: &mut Vec<Diagnostic>) {
             let mut c = Checker {
                 node: &cond.node,
                 schema,
+                declared: &policy.declared.attributes,
                 diags,
             };
             c.expr(&cond.expr);
@@ -27,6 +28,8 @@ pub fn check(policy: &Policy, schema: &Schema, diags: &mut Vec<Diagnostic>) {
 struct Checker<'a> {
     node: &'a Node,
     schema: &'a Schema,
+    /// attributes declared under `request:`, even those whose declaration has errors
+    declared: &'a [String],
     diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -81,6 +84,9 @@ impl<'a> Checker<'a> {
         let schema: &'a Schema = self.schema;
         if let Some(a) = schema.get(name) {
             return Some(a);
+        }
+        if self.declared.iter().any(|d| d == name) {
+            return None; // its declaration has an error of its own
         }
         let help = did_you_mean(name, self.schema.names())
             .unwrap_or_else(|| format!("declare `{name}` under `request:` with its `type`"));
@@ -249,7 +255,8 @@ impl<'a> Checker<'a> {
             return false;
         }
         if let (Ty::Enum(values), Value::Str(s)) = (&attr.ty, &lit.value) {
-            if !values.contains(s) {
+            // an enum declared without values is E006 already
+            if !values.is_empty() && !values.contains(s) {
                 let listed = values
                     .iter()
                     .map(|v| format!("`{v}`"))

@@ -139,6 +139,21 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
             fraction(diags, q, "`quality`");
         }
     }
+    for a in &policy.request {
+        if let (Some(min), Some(max)) = (&a.min, &a.max) {
+            if min.value > max.value {
+                diags.push(
+                    out_of_range(
+                        max.span,
+                        format!("`{}` has `max` below `min`", a.name.value),
+                        "max",
+                    )
+                    .label(min.span, "min")
+                    .help("`min` must not exceed `max`; no value could be valid"),
+                );
+            }
+        }
+    }
     pools(policy, diags);
     failover(policy, diags);
     cost(policy, syms, diags);

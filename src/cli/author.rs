@@ -137,13 +137,24 @@ pub struct DiffArgs {
 }
 
 pub fn diff(args: DiffArgs) -> ExitCode {
+    // exit 1 means "decisions changed": a policy that does not compile is exit 2
     let old = match load(std::slice::from_ref(&args.old), false) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(_) => {
+            return fail(format!(
+                "cannot compare: `{}` does not compile",
+                args.old.display()
+            ))
+        }
     };
     let new = match load(std::slice::from_ref(&args.new), false) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(_) => {
+            return fail(format!(
+                "cannot compare: `{}` does not compile",
+                args.new.display()
+            ))
+        }
     };
     match diff::diff(&old.routing, &old.schema, &new.routing, &new.schema) {
         Ok((changes, _)) => {

@@ -161,14 +161,16 @@ impl RequestSchema {
                 None,
             )
         };
-        let number =
-            |text_parse: fn(&str) -> Option<f64>, expected: &str| -> Result<f64, RequestError> {
-                match v {
-                    Json::Number(n) => n.as_f64().ok_or_else(|| wrong(expected)),
-                    Json::String(s) => text_parse(s).ok_or_else(|| wrong(expected)),
-                    _ => Err(wrong(expected)),
-                }
-            };
+        let number = |text_parse: fn(&str) -> Option<f64>,
+                      expected: &str|
+         -> Result<f64, RequestError> {
+            match v {
+                Json::Number(n) => n.as_f64().ok_or_else(|| wrong(expected)),
+                Json::String(s) => text_parse(s)
+                    .ok_or_else(|| err(format!("`{}`: {s:?} is not {expected}", spec.name), None)),
+                _ => Err(wrong(expected)),
+            }
+        };
         let value = match spec.ty {
             AttrType::String => match v {
                 Json::String(s) => Scalar::Str(s.clone()),

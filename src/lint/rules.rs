@@ -175,7 +175,7 @@ pub fn check(
         }
     }
 
-    if !rules.iter().any(|r| r.is_fallback) && !rules.is_empty() {
+    if !rules.iter().any(|r| r.is_fallback) {
         if let Some(hole) = residual.first() {
             diags.push(
                 Diagnostic::new(Code::Uncovered, list.span, "some requests match no rule")
@@ -254,7 +254,17 @@ fn capabilities(
     rule: &RouteRule,
     reached: &[Cube],
 ) {
-    for attr in schema.attrs.iter().filter(|a| !a.requires.is_empty()) {
+    // requirements bind only where the policy uses the attribute: a policy that never
+    // tests nor declares `task_type` is not judged by the built-in task types
+    let used = |name: &str| {
+        routing.table.domains.iter().any(|d| d.attr == name)
+            || schema.get(name).is_some_and(|a| a.span.is_some())
+    };
+    for attr in schema
+        .attrs
+        .iter()
+        .filter(|a| !a.requires.is_empty() && used(&a.name))
+    {
         let domain = routing
             .table
             .domains
@@ -347,10 +357,15 @@ fn capabilities(
                 if let Some(span) = model_span {
                     diag = diag.label(span, format!("`{}` is declared here", gap.model));
                 }
-                diags.push(diag.help(format!(
-                    "restrict the rule to the `{}` values `{}` can serve (`&& {} in [...]`), or route the others before it",
-                    attr.name, gap.model, attr.name
-                )));
+                let help = if rule.is_fallback {
+                    format!("route those `{}` values to a model that can serve them, in rules before the fallback", attr.name)
+                } else {
+                    format!(
+                        "restrict the rule to the `{}` values `{}` can serve (`&& {} in [...]`), or route the others before it",
+                        attr.name, gap.model, attr.name
+                    )
+                };
+                diags.push(diag.help(help));
             }
         }
     }

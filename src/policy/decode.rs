@@ -43,7 +43,10 @@ pub fn document(ctx: &mut Ctx, doc: &Node) -> Policy {
                 policy.declared.providers = names(value);
                 policy.providers = providers(ctx, value);
             }
-            Some("request") => policy.request = request(ctx, value),
+            Some("request") => {
+                policy.declared.attributes = names(value);
+                policy.request = request(ctx, value);
+            }
             Some("gateway") => gateway(ctx, key, value, &mut policy),
             Some("cost_aware") => policy.cost = cost_aware(ctx, key, value),
             Some("load_balancing") => {
@@ -1073,9 +1076,9 @@ fn require_for_kind(
 
 fn channel_help(kind: ChannelKind) -> &'static str {
     match kind {
-        ChannelKind::SlackWebhook | ChannelKind::DiscordWebhook | ChannelKind::Webhook => {
-            "name the environment variable holding the webhook URL: `endpoint_env: SLACK_WEBHOOK_URL`"
-        }
+        ChannelKind::SlackWebhook => "name the environment variable holding the webhook URL: `endpoint_env: SLACK_WEBHOOK_URL`",
+        ChannelKind::DiscordWebhook => "name the environment variable holding the webhook URL: `endpoint_env: DISCORD_WEBHOOK_URL`",
+        ChannelKind::Webhook => "name the environment variable holding the webhook URL: `endpoint_env: ALERTS_WEBHOOK_URL`",
         ChannelKind::TelegramBot => {
             "set `endpoint_env` (the Bot API base URL's variable), `secret_env` (the bot token's variable) and `chat_id`"
         }

@@ -148,4 +148,5 @@ pub fn merge(policy: &mut Policy, other: Policy, diags: &mut Vec<Diagnostic>) {
     d.pools.extend(o.pools);
     d.channels.extend(o.channels);
     d.templates.extend(o.templates);
+    d.attributes.extend(o.attributes);
 }

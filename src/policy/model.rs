@@ -46,6 +46,7 @@ pub struct Declared {
     pub pools: Vec<String>,
     pub channels: Vec<String>,
     pub templates: Vec<String>,
+    pub attributes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

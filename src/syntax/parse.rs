@@ -553,6 +553,8 @@ fn convert(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
     let after_digit = text[..at].ends_with(|c: char| c.is_ascii_digit());
     if after_digit && rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
         err = err.help("numbers take no suffix: write `8000`, not `8k`; durations take `ms`, `s`, `m`, `h` or `d`");
+    } else if ["<", ">", "==", "!="].iter().any(|op| rest.starts_with(op)) {
+        err = err.help("comparisons do not chain: write `a < x && x < b`");
     } else if rest.starts_with('=') && !rest.starts_with("==") {
         err = err.help("compare with `==`, not `=`");
     } else if rest.starts_with('&') && !rest.starts_with("&&") {
