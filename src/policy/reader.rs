@@ -117,6 +117,11 @@ impl Ctx {
             Some(n) => Some(Spanned::new(n, node.span)),
             None => {
                 self.wrong_type(node, "a number", what);
+                if let Some(full) = node.text().and_then(expand_suffix) {
+                    if let Some(d) = self.diags.last_mut() {
+                        d.help = Some(format!("write the number in full: `{full}`"));
+                    }
+                }
                 None
             }
         }
@@ -233,7 +238,10 @@ impl Ctx {
                     format!("{what} holds what looks like a secret"),
                 )
                 .primary_label("this looks like a credential, not a variable name")
-                .help("put the secret in an environment variable and write its name here, e.g. `ANTHROPIC_API_KEY`; rotate the leaked secret"),
+                .help(format!(
+                    "put the secret in an environment variable and write its name here, e.g. `{}`; rotate the leaked secret",
+                    example_env(what)
+                )),
             );
         } else {
             self.push(
@@ -247,6 +255,29 @@ impl Ctx {
             );
         }
         None
+    }
+}
+
+/// `128k` → `128000`, `1M` → `1000000`: what a number with a suffix was meant to be.
+fn expand_suffix(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (digits, factor) = match text.char_indices().last()? {
+        (i, 'k' | 'K') => (&text[..i], 1_000.0),
+        (i, 'm' | 'M') => (&text[..i], 1_000_000.0),
+        _ => return None,
+    };
+    let n: f64 = digits.parse().ok()?;
+    Some(format!("{}", n * factor))
+}
+
+/// A variable name that fits the field, for help lines.
+fn example_env(what: &str) -> &'static str {
+    if what.contains("endpoint") {
+        "SLACK_WEBHOOK_URL"
+    } else if what.contains("secret") {
+        "TELEGRAM_BOT_TOKEN"
+    } else {
+        "ANTHROPIC_API_KEY"
     }
 }
 
@@ -307,7 +338,13 @@ impl<'a> MapReader<'a> {
     /// The value of a required key; reports E006 when it is absent.
     pub fn req(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'a Node> {
         let found = self.opt(key);
-        if found.is_none() {
+        // a misspelt key (`cost_per_tokens`) is reported once, as E005 with the suggestion
+        let misspelt = self.entries.iter().enumerate().any(|(i, (k, _))| {
+            !self.used[i]
+                && k.text()
+                    .is_some_and(|t| crate::diag::suggest::closest(t, [key]).is_some())
+        });
+        if found.is_none() && !misspelt {
             ctx.push(
                 Diagnostic::new(
                     Code::MissingKey,

@@ -548,8 +548,17 @@ fn convert(e: pest::error::Error<Rule>, text: &str) -> SyntaxError {
         }
         ErrorVariant::CustomError { message } => message.clone(),
     };
-    let mut err = SyntaxError::new(at..end, message);
     let rest = &text[at..];
+    let unterminated = rest
+        .chars()
+        .next()
+        .filter(|q| *q == '"' || *q == '\'')
+        .is_some_and(|q| !rest[1..].contains(q));
+    if unterminated {
+        return SyntaxError::new(at..end, "this string is never closed")
+            .help("close the string with the same quote it opens with");
+    }
+    let mut err = SyntaxError::new(at..end, message);
     let after_digit = text[..at].ends_with(|c: char| c.is_ascii_digit());
     if after_digit && rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
         err = err.help("numbers take no suffix: write `8000`, not `8k`; durations take `ms`, `s`, `m`, `h` or `d`");
