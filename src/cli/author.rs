@@ -10,7 +10,7 @@ use rulec::diag::render;
 use rulec::source::SourceMap;
 use rulec::tools::{bench, diff, explain, testing};
 
-use super::{emit, fail, load};
+use super::{emit, fail, load_quietly};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -31,7 +31,7 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs) -> ExitCode {
-    let loaded = match load(&args.paths, false) {
+    let loaded = match load_quietly(&args.paths) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -95,7 +95,7 @@ pub fn test(args: TestArgs) -> ExitCode {
     if policy_paths.is_empty() {
         return fail("no policy was given: name the policy folder or files too");
     }
-    let loaded = match load(&policy_paths, false) {
+    let loaded = match load_quietly(&policy_paths) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -138,7 +138,7 @@ pub struct DiffArgs {
 
 pub fn diff(args: DiffArgs) -> ExitCode {
     // exit 1 means "decisions changed": a policy that does not compile is exit 2
-    let old = match load(std::slice::from_ref(&args.old), false) {
+    let old = match load_quietly(std::slice::from_ref(&args.old)) {
         Ok(l) => l,
         Err(_) => {
             return fail(format!(
@@ -147,7 +147,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             ))
         }
     };
-    let new = match load(std::slice::from_ref(&args.new), false) {
+    let new = match load_quietly(std::slice::from_ref(&args.new)) {
         Ok(l) => l,
         Err(_) => {
             return fail(format!(
@@ -187,7 +187,7 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> ExitCode {
-    let loaded = match load(&args.paths, false) {
+    let loaded = match load_quietly(&args.paths) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -269,7 +269,7 @@ pub struct MachinesArgs {
 
 /// Prints the transition table of every state machine compiled from the policy.
 pub fn machines(args: MachinesArgs) -> ExitCode {
-    let loaded = match load(&args.paths, false) {
+    let loaded = match load_quietly(&args.paths) {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -35,14 +35,40 @@ pub struct Loaded {
 }
 
 /// Checks the policy; on errors prints them (to stderr) and returns exit code 1.
-/// Warnings are printed too, and fail with `deny_warnings`.
+/// Warnings are printed in full by `compile` (and fail with `deny_warnings`); the
+/// authors' tools only count them, so their own output stays readable.
 pub fn load(paths: &[PathBuf], deny_warnings: bool) -> Result<Loaded, ExitCode> {
+    load_with(paths, deny_warnings, true)
+}
+
+/// [`load`] that only counts warnings.
+pub fn load_quietly(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
+    load_with(paths, false, false)
+}
+
+fn load_with(
+    paths: &[PathBuf],
+    deny_warnings: bool,
+    show_warnings: bool,
+) -> Result<Loaded, ExitCode> {
     let checked = driver::check_paths(paths, Options::default()).map_err(fail)?;
     let failing = checked
         .diagnostics
         .iter()
         .any(|d| d.is_error() || (deny_warnings && d.severity == rulec::diag::Severity::Warning));
-    if !checked.diagnostics.is_empty() {
+    if !failing && !show_warnings {
+        let n = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == rulec::diag::Severity::Warning)
+            .count();
+        if n > 0 {
+            eprintln!(
+                "note: the policy has {n} warning{}; `rulec check` shows them",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    } else if !checked.diagnostics.is_empty() {
         let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none();
         eprint!(

@@ -52,6 +52,10 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
                 .opt("name")
                 .and_then(|n| ctx.string(n, "`name`"))
                 .map(|n| n.value);
+            let what = match &name {
+                Some(n) => format!("test `{n}`"),
+                None => what,
+            };
             let request = m.req(&mut ctx, "request");
             let expect_node = m.req(&mut ctx, "expect");
             m.finish(&mut ctx);
