@@ -14,6 +14,7 @@ pub mod lint;
 pub mod load;
 pub mod machines;
 pub mod policy;
+pub mod runtime;
 pub mod source;
 pub mod syntax;
 pub mod tools;
