@@ -65,15 +65,20 @@ fn routing_is_sound(policy: &Policy, diags: &[Diagnostic]) -> bool {
         let in_rule = rule_spans
             .iter()
             .any(|s| s.file == p.file && s.start <= p.start && p.end <= s.end);
-        let structural = matches!(
+        // errors that change what a condition means wherever they are reported
+        let meaning = matches!(
             d.code,
             Code::YamlSyntax
                 | Code::InvalidUtf8
                 | Code::TooComplex
                 | Code::DuplicateDefinition
                 | Code::UnknownAttribute
+                | Code::TypeMismatch
+                | Code::ValueNotAllowed
+                | Code::InvalidOperator
+                | Code::AttributeComparison
         );
-        in_rule || structural || d.code.as_str().starts_with("E03")
+        in_rule || meaning
     })
 }
 

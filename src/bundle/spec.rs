@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{BalanceStrategy, ChannelKind, DowngradeTo, ModelStatus, Policy, ProviderKind};
+use crate::policy::{BalanceStrategy, ChannelKind, ModelStatus, Policy, ProviderKind};
 use crate::syntax::print;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,17 +56,9 @@ pub struct PoolSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FallbackSpec {
-    pub provider: String,
-    pub weight: f64,
-    pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FailoverSpec {
     pub primary: String,
-    pub fallbacks: Vec<FallbackSpec>,
+    pub fallbacks: Vec<crate::machines::Fallback>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,15 +222,7 @@ pub fn failover(p: &Policy) -> Option<FailoverSpec> {
     let f = p.failover.as_ref()?;
     Some(FailoverSpec {
         primary: f.primary.value.clone(),
-        fallbacks: f
-            .fallbacks
-            .iter()
-            .map(|t| FallbackSpec {
-                provider: t.provider.value.clone(),
-                weight: t.weight.as_ref().map_or(1.0, |w| w.value),
-                timeout_ms: t.timeout.value.ms,
-            })
-            .collect(),
+        fallbacks: crate::machines::failover::fallbacks(f),
     })
 }
 
@@ -255,44 +239,20 @@ pub fn downgrades(p: &Policy) -> Vec<DowngradeSpec> {
     let Some(sw) = p.cost.as_ref().and_then(|c| c.switching.as_ref()) else {
         return Vec::new();
     };
-    let mut models: Vec<_> = p
-        .models
-        .iter()
-        .filter(|m| m.status.value != ModelStatus::Disabled)
-        .collect();
-    models.sort_by(|a, b| {
-        b.cost_per_token
-            .value
-            .total_cmp(&a.cost_per_token.value)
-            .then_with(|| a.name.value.cmp(&b.name.value))
-    });
-    let mut out = Vec::new();
-    for rule in &sw.rules {
-        match rule.downgrade_to.as_ref().map(|d| &d.value) {
-            Some(DowngradeTo::NextCheaper) => {
-                for pair in models.windows(2) {
-                    if pair[1].cost_per_token.value < pair[0].cost_per_token.value {
-                        out.push(DowngradeSpec {
-                            from: pair[0].name.value.clone(),
-                            to: pair[1].name.value.clone(),
-                        });
-                    }
-                }
+    let syms = crate::check::names::Symbols::new(p);
+    let ladder = crate::graph::ladder(&crate::graph::in_service(p, &syms), &syms);
+    let mut out: Vec<DowngradeSpec> = Vec::new();
+    for to in sw.rules.iter().filter_map(|r| r.downgrade_to.as_ref()) {
+        for (from, target) in crate::graph::downgrade_moves(&to.value, &ladder) {
+            let spec = DowngradeSpec {
+                from: from.name.value.clone(),
+                to: target.to_string(),
+            };
+            if spec.from != spec.to && !out.contains(&spec) {
+                out.push(spec);
             }
-            Some(DowngradeTo::Model(target)) => {
-                for m in &models {
-                    if m.name.value != target.value {
-                        out.push(DowngradeSpec {
-                            from: m.name.value.clone(),
-                            to: target.value.clone(),
-                        });
-                    }
-                }
-            }
-            None => {}
         }
     }
-    out.dedup();
     out
 }
 

@@ -24,10 +24,7 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
                     continue;
                 };
                 for model in &models {
-                    let missing: Vec<&String> = needed
-                        .iter()
-                        .filter(|cap| !model.capabilities.iter().any(|c| &c.value == *cap))
-                        .collect();
+                    let missing = model.missing_capabilities(needed);
                     if missing.is_empty() {
                         continue;
                     }
@@ -39,11 +36,7 @@ pub fn check(policy: &Policy, schema: &Schema, syms: &Symbols<'_>, diags: &mut V
                     let able: Vec<&str> = syms
                         .models
                         .values()
-                        .filter(|m| {
-                            needed
-                                .iter()
-                                .all(|cap| m.capabilities.iter().any(|c| &c.value == cap))
-                        })
+                        .filter(|m| m.missing_capabilities(needed).is_empty())
                         .map(|m| m.name.value.as_str())
                         .collect();
                     let help = match able.first() {

@@ -112,10 +112,7 @@ pub fn routing(
             RuleInfo {
                 id: r.id(),
                 target,
-                priority: r
-                    .priority
-                    .as_ref()
-                    .map(|p| format!("{:?}", p.value).to_lowercase()),
+                priority: r.priority.as_ref().map(|p| p.value.as_str().to_string()),
                 fallback: r.is_fallback,
                 condition: r.condition.as_ref().map(|c| print(&c.expr)),
                 source: SourceRef {

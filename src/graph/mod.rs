@@ -222,6 +222,28 @@ pub(crate) fn in_service<'p>(policy: &'p Policy, syms: &Symbols<'p>) -> BTreeSet
     out
 }
 
+/// The moves one `downgrade_to` makes, most expensive model first: `next_cheaper` moves
+/// each model in service to the one below it on the ladder; an explicit target takes
+/// every model in service, itself included (which is how a cycle shows). The graph
+/// checks and the bundle's downgrade table both use this.
+pub(crate) fn downgrade_moves<'p>(
+    to: &'p DowngradeTo,
+    ladder: &[&'p Model],
+) -> Vec<(&'p Model, &'p str)> {
+    match to {
+        DowngradeTo::NextCheaper => ladder
+            .windows(2)
+            .rev()
+            .map(|pair| (pair[1], pair[0].name.value.as_str()))
+            .collect(),
+        DowngradeTo::Model(target) => ladder
+            .iter()
+            .rev()
+            .map(|m| (*m, target.value.as_str()))
+            .collect(),
+    }
+}
+
 /// The models in service, cheapest first (ties broken by name): `next_cheaper` moves
 /// each one to the one before it.
 pub(crate) fn ladder<'p>(in_service: &BTreeSet<&'p str>, syms: &Symbols<'p>) -> Vec<&'p Model> {
@@ -341,33 +363,17 @@ pub fn build(policy: &Policy) -> PolicyGraph {
     // the cost window: downgrades and fast fallbacks
     let ladder = ladder(&serving, &syms);
     for (ri, rule) in switch_rules(policy).iter().enumerate() {
-        match rule.downgrade_to.as_ref().map(|d| &d.value) {
-            Some(DowngradeTo::NextCheaper) => {
-                for pair in ladder.windows(2).rev() {
-                    let (cheaper, from) = (pair[0], pair[1]);
-                    let edge = Edge::Downgrade {
-                        rule: ri,
-                        next_cheaper: true,
-                        can_trigger: can_breach(rule, from),
-                    };
-                    let a = g.node(NodeKind::Model, &from.name.value);
-                    let b = g.node(NodeKind::Model, &cheaper.name.value);
-                    g.edge(a, b, edge);
-                }
+        if let Some(to) = rule.downgrade_to.as_ref().map(|d| &d.value) {
+            for (from, target) in downgrade_moves(to, &ladder) {
+                let edge = Edge::Downgrade {
+                    rule: ri,
+                    next_cheaper: matches!(to, DowngradeTo::NextCheaper),
+                    can_trigger: can_breach(rule, from),
+                };
+                let a = g.node(NodeKind::Model, &from.name.value);
+                let b = g.node(NodeKind::Model, target);
+                g.edge(a, b, edge);
             }
-            Some(DowngradeTo::Model(target)) => {
-                let to = g.node(NodeKind::Model, &target.value);
-                for from in ladder.iter().rev() {
-                    let edge = Edge::Downgrade {
-                        rule: ri,
-                        next_cheaper: false,
-                        can_trigger: can_breach(rule, from),
-                    };
-                    let a = g.node(NodeKind::Model, &from.name.value);
-                    g.edge(a, to, edge);
-                }
-            }
-            None => {}
         }
         if let Some(target) = &rule.fallback_to {
             let to = g.node(NodeKind::Model, &target.value);

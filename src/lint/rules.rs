@@ -300,10 +300,7 @@ fn capabilities(
                 };
                 let Some(example) = example else { continue };
                 for model in syms.target_models(target) {
-                    let missing: Vec<&String> = needed
-                        .iter()
-                        .filter(|cap| !model.capabilities.iter().any(|c| &c.value == *cap))
-                        .collect();
+                    let missing = model.missing_capabilities(needed);
                     if missing.is_empty() {
                         continue;
                     }

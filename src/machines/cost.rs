@@ -89,7 +89,7 @@ pub fn compile(policy: &Policy) -> Vec<Machine> {
         .filter_map(|(i, rule)| {
             Some(machine(CostParams {
                 rule: i,
-                metric: rule.metric.value.into(),
+                metric: rule.metric.value,
                 threshold: rule.threshold.value.value,
                 switch: switch(rule)?,
                 window_ms: sw.window.value.ms,

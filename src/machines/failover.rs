@@ -49,18 +49,22 @@ pub struct FailoverParams {
 }
 
 /// The failover machine, if the policy has a `failover` section.
-pub fn compile(policy: &Policy) -> Option<Machine> {
-    let f = policy.failover.as_ref()?;
-    // weights are all given or all omitted (E006 otherwise); omitted means equal shares
-    let fallbacks = f
-        .fallbacks
+/// The weighted fallbacks as the router needs them. Weights are all given or all
+/// omitted (E006 otherwise); omitted means equal shares.
+pub fn fallbacks(f: &crate::policy::Failover) -> Vec<Fallback> {
+    f.fallbacks
         .iter()
         .map(|t| Fallback {
             provider: t.provider.value.clone(),
             weight: t.weight.as_ref().map_or(1.0, |w| w.value),
             timeout_ms: t.timeout.value.ms,
         })
-        .collect();
+        .collect()
+}
+
+pub fn compile(policy: &Policy) -> Option<Machine> {
+    let f = policy.failover.as_ref()?;
+    let fallbacks = fallbacks(f);
     let drill = f.scheduled.as_ref().map(|s| DrillParams {
         every_ms: s.every.value.ms,
         mode: match s.mode.value {
@@ -81,24 +85,6 @@ pub fn compile(policy: &Policy) -> Option<Machine> {
     }))
 }
 
-fn row(
-    from: StateId,
-    on: EventKind,
-    guard: Guard,
-    updates: Vec<Update>,
-    to: StateId,
-    actions: Vec<Action>,
-) -> Row {
-    Row {
-        from,
-        on,
-        guard,
-        updates,
-        to,
-        actions,
-    }
-}
-
 /// The machine for the given parameters.
 ///
 /// A real outage during a drill wins: `primary_down` in `drill` fails over. Without
@@ -109,7 +95,7 @@ pub fn machine(params: FailoverParams) -> Machine {
         fallbacks: params.fallbacks.clone(),
     };
     let fail_over = vec![route.clone(), Action::Notify(NotifyEvent::Failover)];
-    let mut rows = vec![row(
+    let mut rows = vec![Row::new(
         PRIMARY,
         E::PrimaryDown,
         Guard::Always,
@@ -118,7 +104,7 @@ pub fn machine(params: FailoverParams) -> Machine {
         fail_over.clone(),
     )];
     rows.push(if params.auto_recover {
-        row(
+        Row::new(
             FAILED_OVER,
             E::PrimaryUp,
             Guard::Always,
@@ -130,7 +116,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             ],
         )
     } else {
-        row(
+        Row::new(
             FAILED_OVER,
             E::PrimaryUp,
             Guard::Always,
@@ -139,7 +125,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             vec![Action::Notify(NotifyEvent::ProviderRecovered)],
         )
     });
-    rows.push(row(
+    rows.push(Row::new(
         FAILED_OVER,
         E::Reset,
         Guard::Always,
@@ -161,7 +147,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             DrillMode::DryRun => vec![],
             DrillMode::Live => vec![Action::RouteToPrimary],
         };
-        rows.push(row(
+        rows.push(Row::new(
             PRIMARY,
             E::DrillStart,
             Guard::Always,
@@ -169,7 +155,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             DRILL,
             start,
         ));
-        rows.push(row(
+        rows.push(Row::new(
             DRILL,
             E::DrillEnd,
             Guard::Always,
@@ -177,7 +163,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             PRIMARY,
             end.clone(),
         ));
-        rows.push(row(
+        rows.push(Row::new(
             DRILL,
             E::Tick,
             Guard::TimerDue,
@@ -185,7 +171,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             PRIMARY,
             end.clone(),
         ));
-        rows.push(row(
+        rows.push(Row::new(
             DRILL,
             E::PrimaryDown,
             Guard::Always,
@@ -193,7 +179,7 @@ pub fn machine(params: FailoverParams) -> Machine {
             FAILED_OVER,
             fail_over,
         ));
-        rows.push(row(
+        rows.push(Row::new(
             DRILL,
             E::Reset,
             Guard::Always,

@@ -195,24 +195,6 @@ pub fn compile(policy: &Policy) -> Vec<Machine> {
         .collect()
 }
 
-fn row(
-    from: StateId,
-    on: EventKind,
-    guard: Guard,
-    updates: Vec<Update>,
-    to: StateId,
-    actions: Vec<Action>,
-) -> Row {
-    Row {
-        from,
-        on,
-        guard,
-        updates,
-        to,
-        actions,
-    }
-}
-
 /// The health machine for one provider's parameters.
 ///
 /// `max_retries` counts recovery probes: the `n`-th probe (from 0) is sent
@@ -249,7 +231,7 @@ pub fn machine(params: HealthParams) -> Machine {
     let mut rows = Vec::new();
     // with a threshold of 1 the first failure already reaches it: no counting row
     if threshold > 1 {
-        rows.push(row(
+        rows.push(Row::new(
             HEALTHY,
             E::Failure,
             Guard::CounterBelow {
@@ -262,7 +244,7 @@ pub fn machine(params: HealthParams) -> Machine {
         ));
     }
     if retries > 0 {
-        rows.push(row(
+        rows.push(Row::new(
             HEALTHY,
             E::Failure,
             reaching_threshold,
@@ -273,7 +255,7 @@ pub fn machine(params: HealthParams) -> Machine {
     } else {
         let mut actions = down;
         actions.push(Action::Notify(NotifyEvent::CriticalAlert));
-        rows.push(row(
+        rows.push(Row::new(
             HEALTHY,
             E::Failure,
             reaching_threshold,
@@ -287,7 +269,7 @@ pub fn machine(params: HealthParams) -> Machine {
         ));
     }
     // failures must be consecutive to count
-    rows.push(row(
+    rows.push(Row::new(
         HEALTHY,
         E::Success,
         Guard::Always,
@@ -295,7 +277,7 @@ pub fn machine(params: HealthParams) -> Machine {
         HEALTHY,
         vec![],
     ));
-    rows.push(row(
+    rows.push(Row::new(
         UNHEALTHY,
         E::Tick,
         Guard::TimerDue,
@@ -303,7 +285,7 @@ pub fn machine(params: HealthParams) -> Machine {
         PROBING,
         vec![Action::Probe],
     ));
-    rows.push(row(
+    rows.push(Row::new(
         PROBING,
         E::ProbeOk,
         Guard::Always,
@@ -312,7 +294,7 @@ pub fn machine(params: HealthParams) -> Machine {
         recovered.clone(),
     ));
     if retries > 0 {
-        rows.push(row(
+        rows.push(Row::new(
             PROBING,
             E::ProbeFailed,
             Guard::CounterBelow {
@@ -323,7 +305,7 @@ pub fn machine(params: HealthParams) -> Machine {
             UNHEALTHY,
             vec![],
         ));
-        rows.push(row(
+        rows.push(Row::new(
             PROBING,
             E::ProbeFailed,
             Guard::CounterAtLeast {
@@ -335,7 +317,7 @@ pub fn machine(params: HealthParams) -> Machine {
             vec![Action::Notify(NotifyEvent::CriticalAlert)],
         ));
     }
-    rows.push(row(
+    rows.push(Row::new(
         HEALTHY,
         E::Reset,
         Guard::Always,
@@ -344,7 +326,7 @@ pub fn machine(params: HealthParams) -> Machine {
         vec![],
     ));
     for from in [UNHEALTHY, PROBING, GIVEN_UP] {
-        rows.push(row(
+        rows.push(Row::new(
             from,
             E::Reset,
             Guard::Always,

@@ -77,43 +77,7 @@ impl EventKind {
     }
 }
 
-/// A cost-window metric. Values are in the unit the policy's thresholds are read in:
-/// dollars for `cost_per_task`, a fraction of 1 for `error_rate` (5% is 0.05),
-/// milliseconds for the latencies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    CostPerTask,
-    ErrorRate,
-    LatencyP50,
-    LatencyP95,
-    LatencyP99,
-}
-
-impl Metric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::CostPerTask => "cost_per_task",
-            Metric::ErrorRate => "error_rate",
-            Metric::LatencyP50 => "latency_p50",
-            Metric::LatencyP95 => "latency_p95",
-            Metric::LatencyP99 => "latency_p99",
-        }
-    }
-}
-
-impl From<crate::policy::Metric> for Metric {
-    fn from(m: crate::policy::Metric) -> Metric {
-        use crate::policy::Metric as P;
-        match m {
-            P::CostPerTask => Metric::CostPerTask,
-            P::ErrorRate => Metric::ErrorRate,
-            P::LatencyP50 => Metric::LatencyP50,
-            P::LatencyP95 => Metric::LatencyP95,
-            P::LatencyP99 => Metric::LatencyP99,
-        }
-    }
-}
+pub use crate::policy::Metric;
 
 /// The measurements of one cost window. A metric the window could not measure (no
 /// traffic, no latency samples) is `None`, and rows testing it do not fire.
@@ -373,6 +337,26 @@ impl SwitchKind {
             SwitchKind::DowngradeModel => "downgrade_model",
             SwitchKind::SwitchProvider => "switch_provider",
             SwitchKind::FallbackFast => "fallback_fast",
+        }
+    }
+}
+
+impl Row {
+    pub fn new(
+        from: StateId,
+        on: EventKind,
+        guard: Guard,
+        updates: Vec<Update>,
+        to: StateId,
+        actions: Vec<Action>,
+    ) -> Row {
+        Row {
+            from,
+            on,
+            guard,
+            updates,
+            to,
+            actions,
         }
     }
 }

@@ -85,6 +85,16 @@ pub struct Model {
     pub quality: Option<Spanned<f64>>,
 }
 
+impl Model {
+    /// The capabilities of `needed` this model does not list.
+    pub fn missing_capabilities<'n>(&self, needed: &'n [String]) -> Vec<&'n String> {
+        needed
+            .iter()
+            .filter(|cap| !self.capabilities.iter().any(|c| &c.value == *cap))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoutingPolicy {
     FirstMatch,
@@ -97,6 +107,17 @@ pub enum Priority {
     Quality,
     Latency,
     Balanced,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Cost => "cost",
+            Priority::Quality => "quality",
+            Priority::Latency => "latency",
+            Priority::Balanced => "balanced",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +211,13 @@ pub struct Constraints {
     pub quality_threshold: Option<Spanned<f64>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A cost-window metric. Values are in the unit the policy's thresholds are read in:
+/// dollars for `cost_per_task`, a fraction of 1 for `error_rate` (5% is 0.05),
+/// milliseconds for the latencies.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     CostPerTask,
     ErrorRate,
@@ -200,6 +227,16 @@ pub enum Metric {
 }
 
 impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::CostPerTask => "cost_per_task",
+            Metric::ErrorRate => "error_rate",
+            Metric::LatencyP50 => "latency_p50",
+            Metric::LatencyP95 => "latency_p95",
+            Metric::LatencyP99 => "latency_p99",
+        }
+    }
+
     pub fn is_latency(self) -> bool {
         matches!(
             self,
