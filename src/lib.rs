@@ -15,6 +15,7 @@ pub mod load;
 pub mod machines;
 pub mod policy;
 pub mod runtime;
+pub mod server;
 pub mod source;
 pub mod syntax;
 pub mod tools;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "rulec",
     version,
-    about = "Check and compile LLM routing policies; explain, test and compare them"
+    about = "Check and compile LLM routing policies; explain, test and compare them; serve them"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +36,8 @@ enum Command {
     Graph(cli::author::GraphArgs),
     /// Print the transition tables of the compiled state machines.
     Machines(cli::author::MachinesArgs),
+    /// Serve a bundle (or policy) over HTTP: decisions, live health, balancing, metrics, hot reload.
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +50,6 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::author::bench(a),
         Command::Graph(a) => cli::author::graph(a),
         Command::Machines(a) => cli::author::machines(a),
+        Command::Serve(a) => cli::serve::run(a),
     }
 }

@@ -34,6 +34,8 @@ pub struct Content {
     pub failover: Option<FailoverSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub downgrades: Vec<DowngradeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<BudgetSpec>,
     /// health, cost-window and failover state machines
     pub machines: crate::machines::Machines,
     pub channels: Vec<ChannelSpec>,
@@ -105,6 +107,7 @@ impl Bundle {
             session_affinity: affinity(policy),
             failover: failover(policy),
             downgrades: downgrades(policy),
+            budgets: budgets(policy),
             machines: crate::machines::compile(policy),
             channels: channels(policy),
             notifications: notifications(policy),

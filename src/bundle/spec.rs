@@ -75,6 +75,23 @@ pub struct DowngradeSpec {
     pub to: String,
 }
 
+/// The cost constraints the server enforces. Spending past a budget downgrades the
+/// affected decisions to the cheapest model in service that still meets the quality
+/// floor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// dollars per session id
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_per_session: Option<f64>,
+    /// dollars per UTC day
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_daily_budget: Option<f64>,
+    /// the lowest model quality a budget downgrade may go to
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_threshold: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateSpec {
@@ -254,6 +271,17 @@ pub fn downgrades(p: &Policy) -> Vec<DowngradeSpec> {
         }
     }
     out
+}
+
+/// The budgets of an enabled `cost_aware` section, if it sets any.
+pub fn budgets(p: &Policy) -> Option<BudgetSpec> {
+    let c = &p.cost.as_ref().filter(|c| c.enabled)?.constraints;
+    let spec = BudgetSpec {
+        max_cost_per_session: c.max_cost_per_session.as_ref().map(|v| v.value),
+        max_daily_budget: c.max_daily_budget.as_ref().map(|v| v.value),
+        quality_threshold: c.quality_threshold.as_ref().map(|v| v.value),
+    };
+    (spec.max_cost_per_session.is_some() || spec.max_daily_budget.is_some()).then_some(spec)
 }
 
 pub fn channels(p: &Policy) -> Vec<ChannelSpec> {

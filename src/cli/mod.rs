@@ -4,6 +4,7 @@
 pub mod author;
 pub mod check;
 pub mod compile;
+pub mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;

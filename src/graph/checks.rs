@@ -161,9 +161,21 @@ fn unused_models(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let refs = model_refs(policy);
     let guesses = misspellings(&policy.declared.models, refs.iter().copied());
+    // the server stands a fallback provider's model in for the primary's models
+    let stand_in = |model: &Model| {
+        policy.failover.as_ref().is_some_and(|f| {
+            f.fallbacks
+                .iter()
+                .any(|t| t.provider.value == model.provider.value)
+                && policy.models.iter().any(|m| {
+                    m.provider.value == f.primary.value
+                        && cx.serving.contains(m.name.value.as_str())
+                })
+        })
+    };
     for model in &policy.models {
         let name = model.name.value.as_str();
-        if cx.serving.contains(name) {
+        if cx.serving.contains(name) || stand_in(model) {
             continue;
         }
         let mut d = Diagnostic::new(

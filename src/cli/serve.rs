@@ -1,0 +1,110 @@
+//! `rulec serve`: loads PATH (a bundle or a policy), refuses it with the full
+//! explanation when it does not verify or check, then runs the gateway server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rulec::runtime::gateway::Limits;
+use rulec::server::{self, source, Config};
+
+use super::fail;
+
+/// The environment variable holding the admin API's token.
+pub const ADMIN_TOKEN_ENV: &str = "RULEC_ADMIN_TOKEN";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A bundle (from `rulec compile`) or a policy file or folder (compiled on start).
+    path: PathBuf,
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder where live state is saved at shutdown and restored at start.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// How long a request's headers and body may take to arrive.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    request_timeout: Duration,
+    /// How long SIGTERM waits for requests in flight before closing connections.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    drain_timeout: Duration,
+    /// How often PATH is checked for changes; `0s` turns watching off.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    watch_interval: Duration,
+    /// How long a decision holds its pool slot when no report ends it.
+    #[arg(long, default_value = "2m", value_parser = duration)]
+    lease_timeout: Duration,
+    /// The largest request body accepted on /v1/route and /v1/report, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body: usize,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `30s`, `500ms`, `2m`: the policy's own duration syntax.
+fn duration(text: &str) -> Result<Duration, String> {
+    rulec::syntax::parse::parse_duration(text)
+        .map(|d| Duration::from_millis(d.ms))
+        .map_err(|_| format!("`{text}` is not a duration (write e.g. `500ms`, `10s`, `2m`)"))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RULEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    init_logging(args.log_format);
+    let bundle = match source::load(&args.path) {
+        Ok(b) => b,
+        Err(refusal) => {
+            if let Some(d) = &refusal.diagnostics {
+                eprint!("{d}");
+            }
+            eprintln!("error: {}; not serving", refusal.message);
+            return ExitCode::from(1);
+        }
+    };
+    let admin_token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if admin_token.is_none() {
+        tracing::info!("admin API off ({ADMIN_TOKEN_ENV} is not set)");
+    }
+    let config = Config {
+        source: args.path,
+        listen: args.listen,
+        state_dir: args.state_dir,
+        admin_token,
+        request_timeout: args.request_timeout,
+        max_body: args.max_body,
+        max_bundle: 256 * 1024 * 1024,
+        drain_timeout: args.drain_timeout,
+        watch_interval: (!args.watch_interval.is_zero()).then_some(args.watch_interval),
+        limits: Limits {
+            lease_ttl_ms: args.lease_timeout.as_millis() as u64,
+            ..Limits::default()
+        },
+    };
+    match server::run(config, bundle) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}

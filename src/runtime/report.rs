@@ -1,0 +1,205 @@
+//! Outcomes reported by callers (`POST /v1/report`): they end the decision's lease
+//! (giving back its pool slot), feed the provider's health machine (passive health),
+//! the cost window and the budgets.
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::gateway::{Effect, Gateway};
+use super::route::RouteError;
+use super::window::Sample;
+use crate::diag::suggest::did_you_mean;
+use crate::machines::EventKind;
+
+/// Error kinds a report may name, and whether each counts against the provider.
+pub const ERROR_KINDS: [(&str, bool); 7] = [
+    ("timeout", true),
+    ("connection", true),
+    ("server_error", true),
+    ("overloaded", true),
+    ("rate_limited", true),
+    ("invalid_request", false),
+    ("content_filter", false),
+];
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    #[serde(default)]
+    pub decision_id: Option<String>,
+    /// the model called, when there is no decision id (or to say which fallback was
+    /// used instead of the decision's model)
+    #[serde(default)]
+    pub model: Option<String>,
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+    #[serde(default)]
+    pub tokens: Option<f64>,
+    #[serde(default)]
+    pub cost: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Accepted {
+    pub model: String,
+    pub provider: String,
+    /// whether the report ended a live decision (and gave back its pool slot)
+    pub released: bool,
+    /// the provider's health state after the report
+    pub health: String,
+}
+
+fn bad(message: impl Into<String>) -> RouteError {
+    RouteError::new(400, "invalid_report", message)
+}
+
+fn non_negative(v: Option<f64>, field: &str) -> Result<(), RouteError> {
+    match v {
+        Some(x) if !x.is_finite() || x < 0.0 => Err(bad(format!(
+            "`{field}` must be a non-negative number, not {x}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl Gateway {
+    /// Takes one reported outcome. Returns what it was attributed to and the effects
+    /// (probes) the health machine asked for.
+    pub fn report(
+        &self,
+        json: Json,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Result<(Accepted, Vec<Effect>), RouteError> {
+        let report: Report = serde_json::from_value(json).map_err(|e| {
+            bad(format!("{e}")).help(
+                "a report looks like {\"decision_id\": \"d-1\", \"outcome\": \"success\", \"latency_ms\": 850, \"tokens\": 1200, \"cost\": 0.004}",
+            )
+        })?;
+        let counts_against = match (report.outcome.as_str(), report.error.as_deref()) {
+            ("success", None) => None,
+            ("success", Some(_)) => return Err(bad("a successful outcome has no `error`")),
+            ("error", Some(kind)) => match ERROR_KINDS.iter().find(|(k, _)| *k == kind) {
+                Some((_, counts)) => Some(*counts),
+                None => {
+                    let kinds: Vec<&str> = ERROR_KINDS.iter().map(|(k, _)| *k).collect();
+                    let mut e = bad(format!("`{kind}` is not an error kind"));
+                    e.help = Some(match did_you_mean(kind, kinds.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the error kinds are {}", kinds.join(", ")),
+                    });
+                    e.attribute = Some("error".into());
+                    return Err(e);
+                }
+            },
+            ("error", None) => {
+                return Err(bad("an error outcome needs `error`: its kind")
+                    .help(format!("one of {}", ERROR_KINDS.map(|(k, _)| k).join(", "))))
+            }
+            (other, _) => {
+                return Err(bad(format!("`{other}` is not an outcome"))
+                    .help("the outcomes are `success` and `error`"))
+            }
+        };
+        non_negative(report.latency_ms, "latency_ms")?;
+        non_negative(report.tokens, "tokens")?;
+        non_negative(report.cost, "cost")?;
+
+        let lease = match &report.decision_id {
+            Some(id) => {
+                let n = id
+                    .strip_prefix("d-")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        bad(format!("`{id}` is not a decision id"))
+                            .help("decision ids look like `d-42`, as `/v1/route` returned them")
+                    })?;
+                let lease = self.shared.leases.end(n);
+                if lease.is_none() && report.model.is_none() {
+                    return Err(RouteError::new(
+                        404,
+                        "unknown_decision",
+                        format!("decision `{id}` is unknown: already reported, expired, or made before a restart"),
+                    )
+                    .help("add `model` to the report so that its outcome still counts"));
+                }
+                lease
+            }
+            None => None,
+        };
+        let released = lease.is_some();
+        let model_name: String = match (&report.model, &lease) {
+            (Some(m), _) => m.clone(),
+            (None, Some(l)) => l.model.to_string(),
+            (None, None) => return Err(bad("a report needs `decision_id` or `model`")),
+        };
+        let Some(model) = self.model(&model_name) else {
+            let mut e = bad(format!("model `{model_name}` is not in the policy"));
+            e.attribute = Some("model".into());
+            if let Some(s) =
+                did_you_mean(&model_name, self.models().iter().map(|m| m.name.as_str()))
+            {
+                e.help = Some(format!("did you mean `{s}`?"));
+            }
+            return Err(e);
+        };
+        let session = lease.as_ref().and_then(|l| l.session.clone());
+        drop(lease);
+
+        let stats = &self.shared.stats;
+        let provider = self.provider_of(model);
+        let provider_name = provider
+            .map_or("", |p| &*self.names.providers[p])
+            .to_string();
+        stats
+            .outcomes
+            .inc(&[&provider_name, report.error.as_deref().unwrap_or("success")]);
+        if let Some(ms) = report.latency_ms {
+            stats.call_histogram(&model_name).observe(ms / 1000.0);
+        }
+        if let Some(t) = report.tokens {
+            stats.tokens.add(&model_name, t);
+        }
+        if let Some(c) = report.cost {
+            stats.cost.add(&model_name, c);
+            self.shared.budgets.spend(session.as_deref(), c, wall_ms);
+        }
+        self.shared.window.push(Sample {
+            at_ms: now_ms,
+            cost: report.cost,
+            latency_ms: report.latency_ms,
+            error: counts_against == Some(true),
+        });
+        let mut effects = Vec::new();
+        if let Some(p) = provider {
+            let (kind, reason) = match (counts_against, report.error.as_deref()) {
+                (None, _) => (Some(EventKind::Success), "reported success".to_string()),
+                (Some(true), Some(k)) => (Some(EventKind::Failure), format!("reported error: {k}")),
+                _ => (None, String::new()),
+            };
+            if let Some(kind) = kind {
+                effects = self.provider_event(p, kind, now_ms, &reason);
+            }
+        }
+        let health = provider
+            .and_then(|p| {
+                Some(crate::runtime::gateway::Gateway::state_of(
+                    self.health_machine(p)?,
+                    &self.providers[p].instance,
+                ))
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Ok((
+            Accepted {
+                model: model_name,
+                provider: provider_name,
+                released,
+                health,
+            },
+            effects,
+        ))
+    }
+}

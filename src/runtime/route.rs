@@ -1,0 +1,625 @@
+//! Making a decision: the table picks the rule; then the live state shapes it —
+//! pool member (session affinity, else smooth weighted round-robin over healthy
+//! members), budgets, cost-window switches, provider failover, health, and the pool's
+//! `max_concurrent` (overflowing to the fallback chain). Every change to the table's
+//! answer is listed in the decision with its reason.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::gateway::Gateway;
+use super::leases::Lease;
+use super::limits::Slot;
+use super::stats::lock;
+use crate::compile::request::RequestError;
+use crate::compile::table::TargetKind;
+use crate::compile::value::Scalar;
+use crate::machines::Switch;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleRef {
+    pub index: u32,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolRef {
+    pub name: String,
+    /// the member's position in the pool's `models`
+    pub member: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChainEntry {
+    pub model: String,
+    pub model_id: String,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A change the live state made to the table's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Adjustment {
+    /// `affinity`, `budget`, `downgrade`, `fallback_fast`, `switch_provider`,
+    /// `failover`, `unhealthy`, `overflow`, `all_unhealthy`
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub decision_id: String,
+    pub model: String,
+    pub model_id: String,
+    pub provider: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolRef>,
+    pub rule: RuleRef,
+    pub fallbacks: Vec<ChainEntry>,
+    pub adjustments: Vec<Adjustment>,
+    pub bundle: String,
+}
+
+/// Why no decision was made; rendered by the server as a JSON error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteError {
+    #[serde(skip)]
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// seconds, for `Retry-After`
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
+}
+
+impl RouteError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> RouteError {
+        RouteError {
+            status,
+            code,
+            message: message.into(),
+            attribute: None,
+            help: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> RouteError {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<RequestError> for RouteError {
+    fn from(e: RequestError) -> RouteError {
+        RouteError {
+            status: 400,
+            code: "invalid_request",
+            message: e.message,
+            attribute: e.attribute,
+            help: e.help,
+            retry_after: None,
+        }
+    }
+}
+
+/// A candidate for the final answer: a model and the pool whose slot it needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidate {
+    model: usize,
+    pool: Option<usize>,
+    timeout_ms: Option<u64>,
+}
+
+impl Gateway {
+    /// Decides for a request given as JSON attributes, at `now_ms` (monotonic) and
+    /// `wall_ms` (wall clock, for daily budgets).
+    pub fn route(&self, json: &Json, now_ms: u64, wall_ms: u64) -> Result<Decision, RouteError> {
+        let c = &self.bundle.content;
+        let request = c.schema.parse(json)?;
+        let rule = c.table.decide(&request.values).ok_or_else(|| {
+            RouteError::new(422, "no_route", "no routing rule matches this request").help(
+                "add a `fallback:` rule to the policy, or check the request with `rulec explain`",
+            )
+        })?;
+        let info = &c.table.rules[rule as usize];
+        let session = self
+            .session_slot
+            .and_then(|s| request.values.get(s))
+            .and_then(|v| match v {
+                Some(Scalar::Str(s)) => Some(s.as_str()),
+                _ => None,
+            });
+        let target = self.targets[rule as usize].ok_or_else(|| {
+            RouteError::new(
+                500,
+                "bundle_inconsistent",
+                format!(
+                    "rule `{}` names a target the bundle does not declare",
+                    info.id
+                ),
+            )
+        })?;
+        let mut adjustments = Vec::new();
+        let before = adjustments.len();
+        let (mut model, pool) = match info.target.kind {
+            TargetKind::Model => (target, None),
+            TargetKind::Pool => (
+                self.pick_member(target, session, now_ms, &mut adjustments),
+                Some(target),
+            ),
+        };
+        let picked = model;
+        let pinned = adjustments.len() > before;
+
+        self.apply_budget(&mut model, session, wall_ms, &mut adjustments);
+        let mut switch_provider = false;
+        for (machine, switch) in self.active_switches() {
+            let to = match &switch {
+                Switch::Downgrade { to } => self.downgrade_of(model, to),
+                Switch::FallbackFast { model } => self.model(model),
+                Switch::SwitchProvider => {
+                    switch_provider = true;
+                    None
+                }
+            };
+            if let Some(to) = to.filter(|&t| t != model) {
+                adjustments.push(self.adjust(
+                    if matches!(switch, Switch::FallbackFast { .. }) {
+                        "fallback_fast"
+                    } else {
+                        "downgrade"
+                    },
+                    model,
+                    to,
+                    format!("cost window `{machine}` is switched"),
+                ));
+                model = to;
+            }
+        }
+        let mut timeout_ms = None;
+        if let Some(primary) = self.primary.filter(|&p| self.provider_of(model) == Some(p)) {
+            let failed_over = self.failed_over();
+            if failed_over || switch_provider {
+                if let Some((to, t)) = self.failover_target(model) {
+                    let (kind, reason) = if failed_over {
+                        (
+                            "failover",
+                            format!(
+                                "provider `{}` is failed over",
+                                self.names.providers[primary]
+                            ),
+                        )
+                    } else {
+                        (
+                            "switch_provider",
+                            "a cost window switched providers".to_string(),
+                        )
+                    };
+                    adjustments.push(self.adjust(kind, model, to, reason));
+                    model = to;
+                    timeout_ms = Some(t);
+                }
+            }
+        }
+        // the pool's slot is needed only while the answer is still the member picked
+        let first = Candidate {
+            model,
+            pool: pool.filter(|_| model == picked),
+            timeout_ms,
+        };
+        let mut chain = self.chain(model, pool, rule);
+
+        let mut chosen = first;
+        if !self.model_available(model) {
+            match chain.first().copied() {
+                Some(next) => {
+                    chain.remove(0);
+                    adjustments.push(self.adjust(
+                        "unhealthy",
+                        model,
+                        next.model,
+                        self.unavailable_reason(model),
+                    ));
+                    chosen = next;
+                }
+                None => adjustments.push(Adjustment {
+                    kind: "all_unhealthy",
+                    from: self.names.models[model].to_string(),
+                    to: self.names.models[model].to_string(),
+                    reason: "no healthy alternative: answering with the table's choice".into(),
+                }),
+            }
+        }
+        let (chosen, slot) = self.admit(chosen, &mut chain, &mut adjustments)?;
+
+        if let Some(p) = pool.filter(|_| !pinned && chosen.model == picked && chosen.pool == pool) {
+            if let (Some(s), Some(aff)) = (session, &self.pools[p].affinity) {
+                let member = self.pools[p]
+                    .spec
+                    .models
+                    .iter()
+                    .position(|m| *m == *self.names.models[picked]);
+                if let Some(member) = member {
+                    lock(aff).pin(s, member, now_ms);
+                }
+            }
+        }
+        self.count_decision(rule as usize, chosen.model);
+        let provider = self.provider_of(chosen.model);
+        let lease = Lease {
+            model: self.names.models[chosen.model].clone(),
+            provider: provider.map_or_else(|| "".into(), |p| self.names.providers[p].clone()),
+            rule: self.names.rules[rule as usize].clone(),
+            session: session.map(str::to_string),
+            slot,
+            expires_ms: now_ms.saturating_add(self.shared.leases.ttl_ms),
+        };
+        let (id, evicted) = self.shared.leases.issue(lease);
+        if evicted > 0 {
+            self.shared
+                .stats
+                .leases_evicted
+                .fetch_add(evicted as u64, Ordering::Relaxed);
+        }
+        let spec = &c.models[chosen.model];
+        Ok(Decision {
+            decision_id: format!("d-{id}"),
+            model: spec.name.clone(),
+            model_id: spec.model.clone(),
+            provider: spec.provider.clone(),
+            pool: chosen.pool.and_then(|p| {
+                let spec = &self.pools[p].spec;
+                let member = spec
+                    .models
+                    .iter()
+                    .position(|m| *m == *self.names.models[chosen.model])?;
+                Some(PoolRef {
+                    name: spec.name.clone(),
+                    member,
+                })
+            }),
+            rule: RuleRef {
+                index: rule,
+                id: info.id.clone(),
+                priority: info.priority.clone(),
+                file: info.source.file.clone(),
+                line: info.source.line,
+            },
+            fallbacks: chain.iter().map(|e| self.entry(e)).collect(),
+            adjustments,
+            bundle: self.bundle.hash.clone(),
+        })
+    }
+
+    /// The pool member for this request: the session's pin while it lives and its
+    /// member is healthy, else the next by smooth weighted round-robin over healthy
+    /// members. With no healthy member, the first by weight (health moves it later).
+    fn pick_member(
+        &self,
+        p: usize,
+        session: Option<&str>,
+        now_ms: u64,
+        adj: &mut Vec<Adjustment>,
+    ) -> usize {
+        let live = &self.pools[p];
+        let member_model: Vec<Option<usize>> =
+            live.spec.models.iter().map(|m| self.model(m)).collect();
+        let healthy = |i: usize| member_model[i].is_some_and(|m| self.model_available(m));
+        if let (Some(s), Some(aff)) = (session, &live.affinity) {
+            if let Some(i) = lock(aff).get(s, now_ms, healthy) {
+                if let Some(m) = member_model[i] {
+                    adj.push(Adjustment {
+                        kind: "affinity",
+                        from: self.names.models[m].to_string(),
+                        to: self.names.models[m].to_string(),
+                        reason: format!("session `{s}` is pinned to this member"),
+                    });
+                    return m;
+                }
+            }
+        }
+        let picked = lock(&live.balancer).pick(healthy);
+        let member = picked.unwrap_or_else(|| {
+            (0..live.spec.weights.len())
+                .max_by(|&a, &b| {
+                    live.spec.weights[a]
+                        .total_cmp(&live.spec.weights[b])
+                        .then(b.cmp(&a))
+                })
+                .unwrap_or(0)
+        });
+        member_model.get(member).copied().flatten().unwrap_or(0)
+    }
+
+    /// Budgets: a spent daily or session budget moves the model down the price ladder
+    /// to the cheapest model that still meets the quality floor.
+    fn apply_budget(
+        &self,
+        model: &mut usize,
+        session: Option<&str>,
+        wall_ms: u64,
+        adj: &mut Vec<Adjustment>,
+    ) {
+        let Some(b) = &self.bundle.content.budgets else {
+            return;
+        };
+        let budgets = &self.shared.budgets;
+        let reason = if b
+            .max_daily_budget
+            .is_some_and(|max| budgets.today(wall_ms) >= max)
+        {
+            format!(
+                "the daily budget of ${} is spent",
+                b.max_daily_budget.unwrap_or(0.0)
+            )
+        } else if let (Some(max), Some(s)) = (b.max_cost_per_session, session) {
+            if budgets.session(s) >= max {
+                format!("session `{s}` has spent its budget of ${max}")
+            } else {
+                return;
+            }
+        } else {
+            return;
+        };
+        let floor = b.quality_threshold.unwrap_or(f64::NEG_INFINITY);
+        let mut to = *model;
+        while let Some(next) = self.next_cheaper.get(to).copied().flatten() {
+            if self.models()[next].quality.unwrap_or(f64::INFINITY) < floor {
+                break;
+            }
+            to = next;
+        }
+        if to != *model {
+            adj.push(self.adjust("budget", *model, to, reason));
+            *model = to;
+        }
+    }
+
+    /// The model on a failover fallback provider that stands in for `model`: a
+    /// provider picked by weighted round-robin over the healthy fallbacks, and its
+    /// model closest to the original.
+    fn failover_target(&self, model: usize) -> Option<(usize, u64)> {
+        let f = self.bundle.content.failover.as_ref()?;
+        let live = self.failover.as_ref()?;
+        let substitutes: Vec<Option<usize>> = f
+            .fallbacks
+            .iter()
+            .map(|fb| self.substitute(model, &fb.provider))
+            .collect();
+        let i = lock(&live.balancer)
+            .pick(|i| substitutes[i].is_some_and(|m| self.model_available(m)))?;
+        Some((substitutes[i]?, f.fallbacks[i].timeout_ms))
+    }
+
+    /// The in-service model of `provider` most like `model`: most capabilities in
+    /// common, then highest quality, then name.
+    pub(super) fn substitute(&self, model: usize, provider: &str) -> Option<usize> {
+        let want = &self.models()[model].capabilities;
+        self.models()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.provider == provider && m.status != "disabled")
+            .max_by(|(_, a), (_, b)| {
+                let shared = |m: &crate::bundle::spec::ModelSpec| {
+                    m.capabilities.iter().filter(|c| want.contains(c)).count()
+                };
+                shared(a)
+                    .cmp(&shared(b))
+                    .then(
+                        a.quality
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.quality.unwrap_or(0.0)),
+                    )
+                    .then(b.name.cmp(&a.name))
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// The ordered fallback chain for `model`: the pool's other members by weight,
+    /// then stand-ins on the failover fallbacks (when `model` runs on the primary),
+    /// then the policy's fallback rule; only models that can take traffic, each once.
+    fn chain(&self, model: usize, pool: Option<usize>, rule: u32) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = Vec::new();
+        let push = |out: &mut Vec<Candidate>, c: Candidate| {
+            if c.model != model
+                && self.model_available(c.model)
+                && !out.iter().any(|x| x.model == c.model)
+            {
+                out.push(c);
+            }
+        };
+        let members = |p: usize| {
+            let spec = &self.pools[p].spec;
+            let mut order: Vec<usize> = (0..spec.models.len()).collect();
+            order.sort_by(|&a, &b| spec.weights[b].total_cmp(&spec.weights[a]).then(a.cmp(&b)));
+            order
+                .into_iter()
+                .filter_map(|i| self.model(&spec.models[i]))
+                .collect::<Vec<_>>()
+        };
+        if let Some(p) = pool {
+            for m in members(p) {
+                push(
+                    &mut out,
+                    Candidate {
+                        model: m,
+                        pool: Some(p),
+                        timeout_ms: None,
+                    },
+                );
+            }
+        }
+        if let (Some(primary), Some(f)) = (self.primary, &self.bundle.content.failover) {
+            if self.provider_of(model) == Some(primary) {
+                let mut order: Vec<usize> = (0..f.fallbacks.len()).collect();
+                order.sort_by(|&a, &b| {
+                    f.fallbacks[b]
+                        .weight
+                        .total_cmp(&f.fallbacks[a].weight)
+                        .then(a.cmp(&b))
+                });
+                for i in order {
+                    if let Some(m) = self.substitute(model, &f.fallbacks[i].provider) {
+                        push(
+                            &mut out,
+                            Candidate {
+                                model: m,
+                                pool: None,
+                                timeout_ms: Some(f.fallbacks[i].timeout_ms),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let rules = &self.bundle.content.table.rules;
+        if let Some(fb) = rules
+            .iter()
+            .position(|r| r.fallback)
+            .filter(|&f| f as u32 != rule)
+        {
+            match (rules[fb].target.kind, self.targets[fb]) {
+                (TargetKind::Model, Some(m)) => push(
+                    &mut out,
+                    Candidate {
+                        model: m,
+                        pool: None,
+                        timeout_ms: None,
+                    },
+                ),
+                (TargetKind::Pool, Some(p)) => {
+                    for m in members(p) {
+                        push(
+                            &mut out,
+                            Candidate {
+                                model: m,
+                                pool: Some(p),
+                                timeout_ms: None,
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Takes the candidate's pool slot; a full pool overflows down the chain to the
+    /// first candidate whose pool (if any) has room. Never waits.
+    fn admit(
+        &self,
+        first: Candidate,
+        chain: &mut Vec<Candidate>,
+        adj: &mut Vec<Adjustment>,
+    ) -> Result<(Candidate, Option<Slot>), RouteError> {
+        let take = |c: &Candidate| -> Result<Option<Slot>, ()> {
+            let Some(p) = c.pool else { return Ok(None) };
+            let live = &self.pools[p];
+            match live.limit.try_take() {
+                Some(slot) => {
+                    live.peak
+                        .fetch_max(live.limit.in_flight(), Ordering::Relaxed);
+                    Ok(Some(slot))
+                }
+                None => Err(()),
+            }
+        };
+        let stats = &self.shared.stats;
+        let pool_name = |c: &Candidate| {
+            c.pool
+                .map(|p| self.pools[p].spec.name.as_str())
+                .unwrap_or("")
+        };
+        match take(&first) {
+            Ok(slot) => {
+                if first.pool.is_some() {
+                    stats.pool_admissions.inc(&[pool_name(&first), "taken"]);
+                }
+                return Ok((first, slot));
+            }
+            Err(()) => stats.pool_admissions.inc(&[pool_name(&first), "full"]),
+        }
+        let full = first.pool;
+        let mut i = 0;
+        while i < chain.len() {
+            let c = chain[i];
+            if c.pool.is_some() && c.pool == full {
+                i += 1;
+                continue;
+            }
+            if let Ok(slot) = take(&c) {
+                chain.remove(i);
+                stats.pool_admissions.inc(&[pool_name(&first), "overflow"]);
+                adj.push(self.adjust(
+                    "overflow",
+                    first.model,
+                    c.model,
+                    format!(
+                        "pool `{}` has all {} slots in use",
+                        pool_name(&first),
+                        self.pools[full.unwrap_or(0)].spec.max_concurrent
+                    ),
+                ));
+                return Ok((c, slot));
+            }
+            i += 1;
+        }
+        let name = pool_name(&first).to_string();
+        Err(RouteError {
+            retry_after: Some(1),
+            ..RouteError::new(
+                503,
+                "pool_full",
+                format!("pool `{name}` has all its slots in use and no fallback has room"),
+            )
+            .help("retry after a second; raise `max_concurrent` if this happens under normal load")
+        })
+    }
+
+    fn unavailable_reason(&self, model: usize) -> String {
+        if self.models()[model].status == "disabled" {
+            return format!("model `{}` is disabled", self.names.models[model]);
+        }
+        match self.provider_of(model) {
+            Some(p) => format!("provider `{}` is unhealthy", self.names.providers[p]),
+            None => format!(
+                "model `{}` has no declared provider",
+                self.names.models[model]
+            ),
+        }
+    }
+
+    fn adjust(&self, kind: &'static str, from: usize, to: usize, reason: String) -> Adjustment {
+        Adjustment {
+            kind,
+            from: self.names.models[from].to_string(),
+            to: self.names.models[to].to_string(),
+            reason,
+        }
+    }
+
+    fn entry(&self, c: &Candidate) -> ChainEntry {
+        let m = &self.models()[c.model];
+        ChainEntry {
+            model: m.name.clone(),
+            model_id: m.model.clone(),
+            provider: m.provider.clone(),
+            timeout_ms: c.timeout_ms,
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The server's shared state: the gateway in use (swapped atomically on reload), the
+//! clock, readiness, and the record of reloads.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::source::{self, Refusal};
+use crate::bundle::Bundle;
+use crate::runtime::gateway::{Gateway, Shared};
+use crate::runtime::stats::lock;
+
+/// Settings of one server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// the bundle or policy served, re-read on SIGHUP and when it changes
+    pub source: PathBuf,
+    pub listen: std::net::SocketAddr,
+    pub state_dir: Option<PathBuf>,
+    /// the admin API's token; `None` turns the admin API off
+    pub admin_token: Option<String>,
+    /// how long a request may take to arrive (headers and body)
+    pub request_timeout: Duration,
+    /// the longest body accepted on `/v1/*` (bundles on `/admin/bundle` may be larger)
+    pub max_body: usize,
+    pub max_bundle: usize,
+    /// how long SIGTERM waits for requests in flight
+    pub drain_timeout: Duration,
+    /// how often PATH is looked at for changes; `None` turns watching off
+    pub watch_interval: Option<Duration>,
+    pub limits: crate::runtime::gateway::Limits,
+}
+
+/// The last refused reload, for `/v1/status`.
+#[derive(Debug, Clone)]
+pub struct RefusedReload {
+    pub at_ms: u64,
+    pub source: &'static str,
+    pub error: String,
+}
+
+pub struct App {
+    pub config: Config,
+    current: RwLock<Arc<Gateway>>,
+    pub shared: Arc<Shared>,
+    started: Instant,
+    pub draining: AtomicBool,
+    pub last_refusal: Mutex<Option<RefusedReload>>,
+    pub loaded_at_ms: Mutex<u64>,
+    /// one reload at a time, so that live state carries over from the gateway in use
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// The outcome of a reload that was not refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reloaded {
+    Swapped { from: String, to: String },
+    Unchanged(String),
+}
+
+impl App {
+    pub fn new(config: Config, bundle: Bundle) -> Arc<App> {
+        let shared = Shared::new(config.limits);
+        let gateway = Gateway::new(bundle, None, Arc::clone(&shared));
+        Arc::new(App {
+            config,
+            current: RwLock::new(Arc::new(gateway)),
+            shared,
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            last_refusal: Mutex::new(None),
+            loaded_at_ms: Mutex::new(0),
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The gateway requests start on; they keep it until they finish.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Monotonic milliseconds since the server started: the machines' clock.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Wall-clock milliseconds, for the UTC day of budgets.
+    pub fn wall_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    pub fn ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire)
+    }
+
+    /// Re-reads PATH (`source` says why: `signal`, `file`) and swaps it in.
+    pub async fn reload_path(&self, why: &'static str) -> Result<Reloaded, Refusal> {
+        let path = self.config.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || source::load(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Refusal {
+                    message: format!("loading failed: {e}"),
+                    diagnostics: None,
+                })
+            });
+        self.install(loaded, why).await
+    }
+
+    /// Swaps in a bundle given as bytes (the admin API).
+    pub async fn reload_bytes(&self, bytes: bytes::Bytes) -> Result<Reloaded, Refusal> {
+        let loaded = tokio::task::spawn_blocking(move || source::from_bytes(&bytes))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Refusal {
+                    message: format!("loading failed: {e}"),
+                    diagnostics: None,
+                })
+            });
+        self.install(loaded, "admin").await
+    }
+
+    async fn install(
+        &self,
+        loaded: Result<Bundle, Refusal>,
+        why: &'static str,
+    ) -> Result<Reloaded, Refusal> {
+        let _one = self.reloading.lock().await;
+        let stats = &self.shared.stats;
+        let bundle = match loaded {
+            Ok(b) => b,
+            Err(refusal) => {
+                stats.reloads.inc(&["refused", why]);
+                tracing::error!(
+                    source = why,
+                    serving = %self.gateway().hash(),
+                    error = %refusal,
+                    "reload refused; the bundle in use keeps serving"
+                );
+                *lock(&self.last_refusal) = Some(RefusedReload {
+                    at_ms: self.now_ms(),
+                    source: why,
+                    error: refusal.to_string(),
+                });
+                return Err(refusal);
+            }
+        };
+        let old = self.gateway();
+        if bundle.hash == old.hash() {
+            stats.reloads.inc(&["unchanged", why]);
+            tracing::info!(source = why, bundle = %bundle.hash, "reload: bundle unchanged");
+            return Ok(Reloaded::Unchanged(bundle.hash));
+        }
+        let next = Arc::new(Gateway::new(bundle, Some(&old), Arc::clone(&self.shared)));
+        let to = next.hash().to_string();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        *lock(&self.loaded_at_ms) = self.now_ms();
+        stats.reloads.inc(&["ok", why]);
+        tracing::info!(source = why, from = %old.hash(), to = %to, "reloaded");
+        Ok(Reloaded::Swapped {
+            from: old.hash().to_string(),
+            to,
+        })
+    }
+}

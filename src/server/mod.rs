@@ -1,0 +1,115 @@
+//! Stage 9: `rulec serve`. A tokio + hyper HTTP/1.1 server around the run time: the
+//! decision and report API, status, metrics, health and readiness, hot reload
+//! (SIGHUP, file changes, the admin API) and a bounded drain on SIGTERM.
+
+pub mod app;
+pub mod http;
+pub mod metrics;
+pub mod persist;
+pub mod probe;
+pub mod source;
+pub mod status;
+pub mod tasks;
+
+use std::sync::Arc;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub use app::{App, Config};
+
+use crate::bundle::Bundle;
+
+/// Runs the server until SIGTERM or SIGINT; `Err` for what stops it from starting.
+/// Prints `listening on http://ADDR` on standard output once it accepts connections.
+pub fn run(config: Config, bundle: Bundle) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(config, bundle))
+}
+
+async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = App::new(config, bundle);
+    if let Some(dir) = &app.config.state_dir {
+        match persist::read(dir) {
+            Ok(Some(saved)) => {
+                let n = persist::restore(&app.gateway(), &saved, app.now_ms());
+                tracing::info!(dir = %dir.display(), machines = n, saved_for = %saved.bundle, "restored live state");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}; starting with fresh state"),
+        }
+    }
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    tokio::spawn(tasks::supervise(Arc::clone(&app)));
+    tokio::spawn(tasks::on_sighup(Arc::clone(&app)));
+    if let Some(every) = app.config.watch_interval {
+        tokio::spawn(tasks::watch(Arc::clone(&app), every));
+    }
+    tracing::info!(bundle = %app.gateway().hash(), %addr, "serving");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    }
+
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let timeout = app.config.request_timeout;
+                    let app = Arc::clone(&app);
+                    let service = service_fn(move |req| http::handle(Arc::clone(&app), req));
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(timeout)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = watched.await;
+                    });
+                }
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+        }
+    }
+    app.draining
+        .store(true, std::sync::atomic::Ordering::Release);
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("drained: every request in flight finished"),
+        _ = tokio::time::sleep(app.config.drain_timeout) => tracing::warn!(
+            timeout_ms = app.config.drain_timeout.as_millis() as u64,
+            "drain timeout: closing the connections still open"
+        ),
+    }
+    if let Some(dir) = &app.config.state_dir {
+        match persist::save(dir, &app.gateway()) {
+            Ok(()) => tracing::info!(dir = %dir.display(), "saved live state"),
+            Err(e) => tracing::error!(dir = %dir.display(), "cannot save live state: {e}"),
+        }
+    }
+    Ok(())
+}

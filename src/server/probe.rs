@@ -1,0 +1,81 @@
+//! Active health checks: one `GET` to a provider's health endpoint with the check's
+//! timeout. A 2xx answer is healthy; anything else (status, refused connection,
+//! timeout) is a failure with its reason. API keys are read from the environment
+//! variable the policy names, at probe time, and never logged.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::bundle::spec::ProviderSpec;
+
+pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The URL a provider's checks request: `health_path` under `base_url`, else the
+/// models listing of its API.
+pub fn url(p: &ProviderSpec) -> String {
+    let path = p.health_path.clone().unwrap_or_else(|| {
+        if p.kind == "anthropic" {
+            "/v1/models".into()
+        } else {
+            "/models".into()
+        }
+    });
+    format!("{}{}", p.base_url.trim_end_matches('/'), path)
+}
+
+/// Whether this build can check the provider actively (plain HTTP only, for now).
+pub fn checkable(p: &ProviderSpec) -> bool {
+    p.base_url.starts_with("http://")
+}
+
+/// Sends one check. `Ok` with a description on a 2xx answer, `Err` with the reason.
+pub async fn check(
+    client: &HttpClient,
+    p: &ProviderSpec,
+    timeout: Duration,
+) -> Result<String, String> {
+    let url = url(p);
+    let mut req = Request::get(&url);
+    if let Some(key) = p.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+        req = if p.kind == "anthropic" {
+            req.header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01")
+        } else {
+            req.header("authorization", format!("Bearer {key}"))
+        };
+    }
+    let req = req
+        .header("user-agent", concat!("rulec/", env!("CARGO_PKG_VERSION")))
+        .body(Empty::new())
+        .map_err(|e| format!("cannot build a request for `{url}`: {e}"))?;
+    let call = async {
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status();
+        // drain (bounded by the timeout) so the connection can be reused
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            Ok(format!("GET {url}: {status}"))
+        } else {
+            Err(format!("GET {url}: {status}"))
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "GET {url}: no answer within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}

@@ -1,0 +1,601 @@
+//! The server's live behaviour, through HTTP against a real `rulec serve` on
+//! loopback: weighted round-robin shares, session affinity, `max_concurrent`, active
+//! health checks with recovery backoff against fake providers, cost-window
+//! downgrades, and hot reload under concurrent load.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{root, rulec, scratch};
+use crate::http::{eventually, get, post_json, request, Conn, FakeProvider, Served};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Three fake providers and `tests/fixtures/serve/live.yaml` pointing at them.
+struct Live {
+    alpha: FakeProvider,
+    beta: FakeProvider,
+    gamma: FakeProvider,
+    policy: PathBuf,
+}
+
+fn live(name: &str) -> Live {
+    let (alpha, beta, gamma) = (
+        FakeProvider::start(),
+        FakeProvider::start(),
+        FakeProvider::start(),
+    );
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/serve/live.yaml")).expect("fixture");
+    let text = text
+        .replace("@ALPHA@", &alpha.port.to_string())
+        .replace("@BETA@", &beta.port.to_string())
+        .replace("@GAMMA@", &gamma.port.to_string());
+    let policy = scratch(name).join("live.yaml");
+    std::fs::write(&policy, text).expect("write policy");
+    Live {
+        alpha,
+        beta,
+        gamma,
+        policy,
+    }
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn route(port: u16, body: Value) -> Value {
+    let r = post_json(port, "/v1/route", &body);
+    assert_eq!(r.status, 200, "route {body}: {}", r.text());
+    r.json()
+}
+
+fn status(port: u16) -> Value {
+    get(port, "/v1/status").json()
+}
+
+fn provider_state(port: u16, name: &str) -> String {
+    status(port)["providers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| p["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn adjustment_kinds(decision: &Value) -> Vec<String> {
+    decision["adjustments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn shares(port: u16, n: usize) -> BTreeMap<String, usize> {
+    let mut conn = Conn::open(port).expect("connect");
+    let mut counts = BTreeMap::new();
+    for _ in 0..n {
+        let r = conn
+            .send(
+                "POST",
+                "/v1/route",
+                &[("Content-Type", "application/json")],
+                br#"{"tier":"free"}"#,
+            )
+            .expect("route");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let d = r.json();
+        *counts
+            .entry(d["model"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+        // the call is over: give the pool slot back
+        let done = json!({"decision_id": d["decision_id"], "outcome": "success"}).to_string();
+        let r = conn
+            .send("POST", "/v1/report", &[], done.as_bytes())
+            .expect("report");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    counts
+}
+
+fn within(count: usize, expected: f64, tolerance: f64) -> bool {
+    (count as f64 - expected).abs() <= expected * tolerance
+}
+
+#[test]
+fn weighted_round_robin_matches_the_weights_and_redistributes_an_unhealthy_share() {
+    let l = live("serve-wrr");
+    let s = Served::start(&[path(&l.policy)], &[]);
+    let counts = shares(s.port, 1000);
+    // smooth WRR is exact over every cycle of 100 picks: 50/30/20
+    assert_eq!(counts.get("big"), Some(&500), "{counts:?}");
+    assert_eq!(counts.get("medium"), Some(&300), "{counts:?}");
+    assert_eq!(counts.get("small"), Some(&200), "{counts:?}");
+
+    l.gamma.set_status(503);
+    assert!(
+        eventually(PATIENCE, || provider_state(s.port, "gamma") != "healthy"),
+        "gamma never turned unhealthy"
+    );
+    let counts = shares(s.port, 800);
+    assert_eq!(
+        counts.get("small"),
+        None,
+        "an unhealthy member got traffic: {counts:?}"
+    );
+    // 50:30 of 800 is 500:300
+    assert!(within(counts["big"], 500.0, 0.01), "{counts:?}");
+    assert!(within(counts["medium"], 300.0, 0.01), "{counts:?}");
+}
+
+#[test]
+fn three_failed_checks_make_a_provider_unhealthy_and_probes_back_off_until_it_recovers() {
+    let l = live("serve-health");
+    let s = Served::start(&[path(&l.policy)], &[]);
+    assert!(
+        eventually(PATIENCE, || !l.alpha.hits().is_empty()),
+        "no active check reached alpha"
+    );
+    assert_eq!(route(s.port, json!({"tier": "pro"}))["model"], "big");
+
+    l.alpha.set_status(500);
+    let mut seen_unhealthy = None;
+    assert!(eventually(PATIENCE, || {
+        let st = status(s.port);
+        let alpha = st["providers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "alpha"))
+            .cloned();
+        match alpha {
+            Some(a) if a["state"] == "unhealthy" => {
+                seen_unhealthy = Some(a);
+                true
+            }
+            _ => false,
+        }
+    }));
+    let alpha = seen_unhealthy.expect("seen");
+    assert_eq!(alpha["consecutive_failures"], 3, "{alpha}");
+    assert_eq!(alpha["healthy"], false);
+    assert!(
+        alpha["last_check"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("500"),
+        "{alpha}"
+    );
+
+    // alpha is the failover primary: its traffic goes to the stand-in on beta
+    let d = route(s.port, json!({"tier": "pro"}));
+    assert_eq!(d["model"], "medium", "{d}");
+    assert_eq!(adjustment_kinds(&d), ["failover"], "{d}");
+
+    // recovery probes: linear backoff of 300 ms, so the gaps grow 300, 600, 900 ms…
+    l.alpha.clear_hits();
+    assert!(
+        eventually(PATIENCE, || l.alpha.hits().len() >= 3),
+        "fewer than 3 recovery probes"
+    );
+    let hits = l.alpha.hits();
+    for (n, pair) in hits.windows(2).take(2).enumerate() {
+        let gap = pair[1].0.duration_since(pair[0].0);
+        // probe n+1 is sent backoff(n+1) after probe n failed: 300 ms × (n + 2)
+        let expected = Duration::from_millis(300 * (n as u64 + 2));
+        assert!(
+            gap >= expected,
+            "probe gap {gap:?} shorter than the backoff {expected:?}"
+        );
+        assert!(
+            gap < expected + Duration::from_secs(2),
+            "probe gap {gap:?} far beyond the backoff {expected:?}"
+        );
+    }
+
+    l.alpha.set_status(200);
+    assert!(
+        eventually(PATIENCE, || provider_state(s.port, "alpha") == "healthy"),
+        "alpha never recovered"
+    );
+    let d = route(s.port, json!({"tier": "pro"}));
+    assert_eq!(d["model"], "big", "{d}");
+    assert!(adjustment_kinds(&d).is_empty(), "{d}");
+    let metrics = get(s.port, "/metrics").text();
+    for line in [
+        r#"rulec_transitions_total{machine="health.alpha",from="healthy",to="unhealthy"} 1"#,
+        r#"rulec_transitions_total{machine="health.alpha",from="probing",to="healthy"} 1"#,
+        r#"rulec_transitions_total{machine="failover",from="primary",to="failed_over"} 1"#,
+        r#"rulec_transitions_total{machine="failover",from="failed_over",to="primary"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    let log = s.stderr();
+    assert!(
+        log.contains("transition") && log.contains("health.alpha") && log.contains("reason"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_session_keeps_its_member_for_the_ttl_and_moves_off_an_unhealthy_one() {
+    let l = live("serve-affinity");
+    let s = Served::start(&[path(&l.policy)], &[]);
+    let pinned_at = Instant::now();
+    let first = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
+    let member = first["model"].as_str().expect("model").to_string();
+    assert!(!adjustment_kinds(&first).contains(&"affinity".to_string()));
+    for _ in 0..20 {
+        let d = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
+        // a loaded machine may take longer than the ttl for these calls; only calls
+        // surely inside it are judged
+        if pinned_at.elapsed() < Duration::from_millis(1400) {
+            assert_eq!(d["model"], member.as_str(), "{d}");
+            assert_eq!(adjustment_kinds(&d), ["affinity"], "{d}");
+        }
+    }
+    // the ttl is 1.5 s from the pin; after it, the session is balanced afresh
+    thread::sleep(Duration::from_millis(1700));
+    let d = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
+    assert!(
+        !adjustment_kinds(&d).contains(&"affinity".to_string()),
+        "pin outlived its ttl: {d}"
+    );
+
+    // pin a session, then fail its member's provider
+    let d = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
+    let pinned = d["model"].as_str().expect("model").to_string();
+    let fake = match d["provider"].as_str() {
+        Some("alpha") => &l.alpha,
+        Some("beta") => &l.beta,
+        _ => &l.gamma,
+    };
+    fake.set_status(500);
+    let provider = d["provider"].as_str().expect("provider").to_string();
+    assert!(eventually(PATIENCE, || provider_state(s.port, &provider) != "healthy"));
+    let moved_at = Instant::now();
+    let moved = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
+    assert_ne!(
+        moved["model"],
+        pinned.as_str(),
+        "stayed on an unhealthy member: {moved}"
+    );
+    let again = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
+    if moved_at.elapsed() < Duration::from_millis(1400) {
+        assert_eq!(
+            again["model"], moved["model"],
+            "the new pin did not hold: {again}"
+        );
+        assert_eq!(adjustment_kinds(&again), ["affinity"]);
+    }
+}
+
+fn limited() -> String {
+    "tests/fixtures/serve/limited.yaml".to_string()
+}
+
+#[test]
+fn max_concurrent_is_never_exceeded_under_concurrent_load() {
+    let s = Served::start(&[&limited()], &[]);
+    let port = s.port;
+    let in_pool = Arc::new(AtomicI64::new(0));
+    let worst = Arc::new(AtomicI64::new(0));
+    let overflowed = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (in_pool, worst, overflowed, failures) =
+                (in_pool.clone(), worst.clone(), overflowed.clone(), failures.clone());
+            thread::spawn(move || {
+                let mut conn = Conn::open(port).expect("connect");
+                for _ in 0..60 {
+                    let r = conn
+                        .send("POST", "/v1/route", &[], br#"{"lane":"overflowing"}"#)
+                        .expect("route");
+                    if r.status != 200 {
+                        failures.lock().expect("lock").push(r.text());
+                        continue;
+                    }
+                    let d = r.json();
+                    let pooled = d["pool"]["name"] == "narrow";
+                    if pooled {
+                        let now = in_pool.fetch_add(1, Ordering::SeqCst) + 1;
+                        worst.fetch_max(now, Ordering::SeqCst);
+                        thread::sleep(Duration::from_millis(2));
+                        in_pool.fetch_sub(1, Ordering::SeqCst);
+                    } else {
+                        assert_eq!(d["model"], "spare", "{d}");
+                        overflowed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let report = json!({"decision_id": d["decision_id"], "outcome": "success", "latency_ms": 2});
+                    let r = conn
+                        .send("POST", "/v1/report", &[], report.to_string().as_bytes())
+                        .expect("report");
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert!(
+        failures.lock().expect("lock").is_empty(),
+        "{:?}",
+        failures.lock()
+    );
+    assert!(
+        worst.load(Ordering::SeqCst) <= 2,
+        "more than 2 calls in the pool at once"
+    );
+    let st = status(port);
+    let narrow = &st["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .find(|p| p["name"] == "narrow")
+        .cloned()
+        .expect("narrow");
+    assert!(
+        narrow["peak_in_flight"].as_u64().expect("peak") <= 2,
+        "{narrow}"
+    );
+    assert_eq!(
+        narrow["in_flight"], 0,
+        "every report gave its slot back: {narrow}"
+    );
+
+    // deterministic overflow: hold both slots, the third call overflows down the chain
+    let a = route(port, json!({"lane": "overflowing"}));
+    let b = route(port, json!({"lane": "overflowing"}));
+    assert_eq!(
+        (a["pool"]["name"].as_str(), b["pool"]["name"].as_str()),
+        (Some("narrow"), Some("narrow"))
+    );
+    let c = route(port, json!({"lane": "overflowing"}));
+    assert_eq!(c["model"], "spare", "{c}");
+    assert_eq!(adjustment_kinds(&c), ["overflow"], "{c}");
+
+    // a full pool with no way out: 503 with Retry-After, never a wait
+    let held: Vec<Value> = (0..4)
+        .map(|_| route(port, json!({"lane": "strict"})))
+        .collect();
+    let r = post_json(port, "/v1/route", &json!({"lane": "strict"}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["error"]["code"], "pool_full");
+    let done = json!({"decision_id": held[0]["decision_id"], "outcome": "success"});
+    assert_eq!(post_json(port, "/v1/report", &done).status, 200);
+    assert_eq!(
+        route(port, json!({"lane": "strict"}))["pool"]["name"],
+        "strict"
+    );
+}
+
+#[test]
+fn an_unreported_decision_gives_its_slot_back_when_its_lease_expires() {
+    let s = Served::start(&[&limited(), "--lease-timeout", "300ms"], &[]);
+    for _ in 0..4 {
+        route(s.port, json!({"lane": "strict"}));
+    }
+    assert_eq!(
+        post_json(s.port, "/v1/route", &json!({"lane": "strict"})).status,
+        503
+    );
+    assert!(
+        eventually(PATIENCE, || post_json(
+            s.port,
+            "/v1/route",
+            &json!({"lane": "strict"})
+        )
+        .status
+            == 200),
+        "slots were never reclaimed"
+    );
+}
+
+fn window_state(port: u16) -> String {
+    status(port)["cost_windows"][0]["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_cost_window_breach_downgrades_and_a_recovered_window_restores() {
+    let l = live("serve-cost");
+    let s = Served::start(&[path(&l.policy)], &[]);
+    assert_eq!(route(s.port, json!({"tier": "pro"}))["model"], "big");
+    // $0.50 per task against a $0.10 threshold
+    for _ in 0..5 {
+        let r = post_json(
+            s.port,
+            "/v1/report",
+            &json!({"model": "big", "outcome": "success", "cost": 0.5, "latency_ms": 900}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        eventually(PATIENCE, || window_state(s.port) == "switched"),
+        "the window never switched"
+    );
+    let d = route(s.port, json!({"tier": "pro"}));
+    assert_eq!(d["model"], "medium", "next cheaper than big: {d}");
+    assert_eq!(adjustment_kinds(&d), ["downgrade"], "{d}");
+    let metrics = get(s.port, "/metrics").text();
+    assert!(
+        metrics.contains(r#"rulec_cost_window_switched{machine="cost_window.0.cost_per_task"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rulec_notifications_total{event="model_switched"} 1"#),
+        "{metrics}"
+    );
+
+    // cheap tasks until the expensive ones leave the 1.2 s window
+    let restored = eventually(PATIENCE, || {
+        post_json(
+            s.port,
+            "/v1/report",
+            &json!({"model": "medium", "outcome": "success", "cost": 0.01}),
+        );
+        thread::sleep(Duration::from_millis(50));
+        window_state(s.port) == "normal"
+    });
+    assert!(restored, "the window never restored");
+    let d = route(s.port, json!({"tier": "pro"}));
+    assert_eq!(d["model"], "big", "{d}");
+    assert!(adjustment_kinds(&d).is_empty(), "{d}");
+    let log = s.stderr();
+    assert!(
+        log.contains("cost_window.0.cost_per_task") && log.contains("switched"),
+        "{log}"
+    );
+}
+
+fn compile(policy: &std::path::Path, out: &std::path::Path) -> String {
+    let r = rulec(&["compile", path(policy), "-o", path(out)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bundle: Value = serde_json::from_slice(&std::fs::read(out).expect("bundle")).expect("json");
+    bundle["hash"].as_str().expect("hash").to_string()
+}
+
+#[test]
+fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
+    let l = live("serve-reload");
+    let dir = l.policy.parent().expect("dir").to_path_buf();
+    let (a_path, b_path) = (dir.join("a.bundle"), dir.join("b.bundle"));
+    let a_hash = compile(&l.policy, &a_path);
+    // B sends `pro` traffic to `small`
+    let text = std::fs::read_to_string(&l.policy)
+        .expect("policy")
+        .replace("        model: big\n", "        model: small\n");
+    let b_policy = dir.join("b").join("live.yaml");
+    std::fs::create_dir_all(b_policy.parent().expect("b")).expect("mkdir");
+    std::fs::write(&b_policy, text).expect("write");
+    let b_hash = compile(&b_policy, &b_path);
+    assert_ne!(a_hash, b_hash);
+    let (a, b) = (
+        std::fs::read(&a_path).expect("a"),
+        std::fs::read(&b_path).expect("b"),
+    );
+
+    let token = "test-token";
+    let s = Served::start(
+        &[path(&a_path), "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", token)],
+    );
+    let port = s.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<(u16, String, String)>>> = Arc::default();
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            thread::spawn(move || {
+                let mut conn = Conn::open(port).expect("connect");
+                let mut local = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let r = conn
+                        .send("POST", "/v1/route", &[], br#"{"tier":"pro"}"#)
+                        .expect("route");
+                    let d = if r.status == 200 { r.json() } else { json!({}) };
+                    local.push((
+                        r.status,
+                        d["bundle"].as_str().unwrap_or("").to_string(),
+                        d["model"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+                seen.lock().expect("lock").extend(local);
+            })
+        })
+        .collect();
+    let auth = format!("Bearer {token}");
+    let started = Instant::now();
+    for i in 0..30 {
+        let body = if i % 2 == 0 { &b } else { &a };
+        let r = request(
+            port,
+            "PUT",
+            "/admin/bundle",
+            &[("Authorization", &auth)],
+            body,
+        )
+        .expect("put");
+        assert_eq!(r.status, 200, "{}", r.text());
+        thread::sleep(Duration::from_millis(20));
+    }
+    // a tampered bundle is refused while traffic flows, and B keeps serving
+    let r = request(
+        port,
+        "PUT",
+        "/admin/bundle",
+        &[("Authorization", &auth)],
+        &b,
+    )
+    .expect("put b");
+    assert_eq!(r.status, 200);
+    let tampered = String::from_utf8(b.clone())
+        .expect("utf-8")
+        .replacen("small-1", "small-2", 1);
+    let r = request(
+        port,
+        "PUT",
+        "/admin/bundle",
+        &[("Authorization", &auth)],
+        tampered.as_bytes(),
+    )
+    .expect("put");
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "bundle_refused");
+    thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::SeqCst);
+    for t in load {
+        t.join().expect("load thread");
+    }
+    let seen = seen.lock().expect("lock");
+    let failed: Vec<_> = seen.iter().filter(|(code, _, _)| *code != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(5)]
+    );
+    for (_, hash, model) in seen.iter() {
+        let expected = if *hash == a_hash {
+            "big"
+        } else if *hash == b_hash {
+            "small"
+        } else {
+            "?"
+        };
+        assert_eq!(model, expected, "bundle {hash} answered {model}");
+    }
+    assert!(seen.iter().any(|(_, h, _)| *h == a_hash) && seen.iter().any(|(_, h, _)| *h == b_hash));
+    assert!(
+        seen.len() > 100,
+        "too little load: {} requests in {:?}",
+        seen.len(),
+        started.elapsed()
+    );
+    let st = status(port);
+    assert_eq!(st["bundle"]["hash"], b_hash.as_str());
+    assert_eq!(st["last_refused_reload"]["source"], "admin");
+    let metrics = get(port, "/metrics").text();
+    assert!(
+        metrics.contains(r#"rulec_reloads_total{result="ok",source="admin"} 31"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rulec_reloads_total{result="refused",source="admin"} 1"#),
+        "{metrics}"
+    );
+    assert!(s.stderr().contains("reload refused"));
+}
