@@ -7,9 +7,12 @@
 #            tokio + hyper stack reading the body and answering a fixed ~300-byte
 #            decision: the cost of HTTP alone, so rulec/bare is what routing costs.
 # Two scenarios, the same requests for both targets:
-#   - fixed:    one body, {"task_type":"summarization","task_complexity":"simple",
-#               "estimated_tokens":2000}
-#   - sessions: that body plus "session_id":"s-N", N random in 0..999
+#   - fixed:    one body, {"task_type":"content_creation","estimated_tokens":2000}: a
+#               rule that names a model
+#   - sessions: {"task_type":"classification",…,"session_id":"s-N"}, N random in
+#               0..999: a pooled rule (pool `budget`, max_concurrent 200, more than
+#               wrk's 64 connections) with session affinity; each decision is then
+#               reported (POST /v1/report), so half the requests are reports
 # Two load levels:
 #   - saturating: wrk -t2 -c64 (as many requests as the server can take)
 #   - moderate:   wrk -t1 -c4  (latency when the server is not the bottleneck)
@@ -115,20 +118,37 @@ EOF
 wrk.method = "POST"
 wrk.path = "/v1/route"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"task_type":"summarization","task_complexity":"simple","estimated_tokens":2000}'
+-- a rule that names a model: no pool slot is taken
+wrk.body = '{"task_type":"content_creation","estimated_tokens":2000}'
 
 if scenario == "sessions" then
+    -- a pooled rule with affinity; every decision is reported, as an agent would,
+    -- so that the pool's slots are given back (half the requests are reports)
     local threads = 0
     setup = function(thread)
         threads = threads + 1
         thread:set("seed", threads)
     end
+    local pending = {}
     init = function(args)
         math.randomseed(seed or 1)
     end
-    local shape = '{"task_type":"summarization","task_complexity":"simple","estimated_tokens":2000,"session_id":"s-%d"}'
+    local shape = '{"task_type":"classification","task_complexity":"complex","estimated_tokens":2000,"session_id":"s-%d"}'
+    local report = '{"decision_id":"%s","outcome":"success","latency_ms":800,"tokens":1200,"cost":0.001}'
     request = function()
-        return wrk.format(nil, nil, nil, string.format(shape, math.random(0, 999)))
+        local id = table.remove(pending)
+        if id then
+            return wrk.format("POST", "/v1/report", nil, string.format(report, id))
+        end
+        return wrk.format("POST", "/v1/route", nil, string.format(shape, math.random(0, 999)))
+    end
+    response = function(status, headers, body)
+        if not body:find('"released"', 1, true) then
+            local id = body:match('"decision_id":"(d%-%d+)"')
+            if id then
+                table.insert(pending, id)
+            end
+        end
     end
 end
 

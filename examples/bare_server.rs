@@ -99,13 +99,22 @@ async fn serve(listen: SocketAddr) -> std::io::Result<()> {
     }
 }
 
+/// The fixed answer to `/v1/report`, shaped like rulec's.
+const ACCEPTED: &str =
+    r#"{"model":"claude_sonnet","provider":"anthropic","released":true,"health":"healthy"}"#;
+
 async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = if request.uri().path() == "/v1/report" {
+        ACCEPTED
+    } else {
+        DECISION
+    };
     // Read the whole body, as a real POST handler must before it can decide.
     let status = match request.into_body().collect().await {
         Ok(_) => StatusCode::OK,
         Err(_) => StatusCode::BAD_REQUEST,
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(DECISION.as_bytes())));
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
         .headers_mut()

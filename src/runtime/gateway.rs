@@ -97,8 +97,35 @@ pub struct CostLive {
     pub machine: String,
     pub instance: Mutex<Instance>,
     /// the switch in force, set and cleared by the machine's actions
-    pub active: Mutex<Option<Switch>>,
+    active: Mutex<Option<Switch>>,
+    /// whether `active` is set: read on every decision without taking the lock
+    switched: AtomicBool,
     pub last: Mutex<Option<Metrics>>,
+}
+
+impl CostLive {
+    pub fn new(machine: String, instance: Instance) -> CostLive {
+        CostLive {
+            machine,
+            instance: Mutex::new(instance),
+            active: Mutex::new(None),
+            switched: AtomicBool::new(false),
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn set_switch(&self, switch: Option<Switch>) {
+        let mut active = lock(&self.active);
+        self.switched.store(switch.is_some(), Ordering::Release);
+        *active = switch;
+    }
+
+    pub fn switch(&self) -> Option<Switch> {
+        if !self.switched.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.active).clone()
+    }
 }
 
 #[derive(Debug)]
@@ -140,6 +167,16 @@ pub struct Gateway {
     pub(super) names: Names,
     pub(super) session_slot: Option<usize>,
     pub(super) primary: Option<usize>,
+    /// per pool: each member's model, by position
+    pub(super) members: Vec<Vec<Option<usize>>>,
+    /// per pool: its members' models, heaviest weight first
+    pub(super) members_by_weight: Vec<Vec<usize>>,
+    /// the failover fallbacks' positions, heaviest weight first
+    pub(super) fallbacks_by_weight: Vec<usize>,
+    /// per model, per failover fallback: the model standing in for it there
+    pub(super) stand_ins: Vec<Vec<Option<usize>>>,
+    /// the position of the rule marked `fallback`
+    pub(super) fallback_rule: Option<usize>,
 }
 
 /// Interned names, so that leases and decisions share instead of allocating.
@@ -148,6 +185,28 @@ pub(super) struct Names {
     pub models: Vec<Arc<str>>,
     pub providers: Vec<Arc<str>>,
     pub rules: Vec<Arc<str>>,
+}
+
+/// The in-service model of `provider` most like `models[model]`: most capabilities
+/// in common, then highest quality, then name.
+fn stand_in(models: &[ModelSpec], model: usize, provider: &str) -> Option<usize> {
+    let want = &models[model].capabilities;
+    let shared = |m: &ModelSpec| m.capabilities.iter().filter(|c| want.contains(c)).count();
+    models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.provider == provider && m.status != "disabled")
+        .max_by(|(_, a), (_, b)| {
+            shared(a)
+                .cmp(&shared(b))
+                .then(
+                    a.quality
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.quality.unwrap_or(0.0)),
+                )
+                .then(b.name.cmp(&a.name))
+        })
+        .map(|(i, _)| i)
 }
 
 fn same_pool(a: &PoolSpec, b: &PoolSpec) -> bool {
@@ -231,14 +290,7 @@ impl Gateway {
                 previous
                     .and_then(|g| g.cost.iter().find(|x| x.machine == m.name))
                     .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(CostLive {
-                            machine: m.name.clone(),
-                            instance: Mutex::new(m.start()),
-                            active: Mutex::new(None),
-                            last: Mutex::new(None),
-                        })
-                    })
+                    .unwrap_or_else(|| Arc::new(CostLive::new(m.name.clone(), m.start())))
             })
             .collect();
         let failover = c.machines.failover.as_ref().map(|m| {
@@ -331,6 +383,43 @@ impl Gateway {
             .failover
             .as_ref()
             .and_then(|f| provider_index.get(&f.primary).copied());
+        let members: Vec<Vec<Option<usize>>> = c
+            .pools
+            .iter()
+            .map(|p| {
+                p.models
+                    .iter()
+                    .map(|m| model_index.get(m).copied())
+                    .collect()
+            })
+            .collect();
+        let members_by_weight = c
+            .pools
+            .iter()
+            .zip(&members)
+            .map(|(p, ms)| {
+                let mut order: Vec<usize> = (0..ms.len()).collect();
+                order.sort_by(|&a, &b| p.weights[b].total_cmp(&p.weights[a]).then(a.cmp(&b)));
+                order.into_iter().filter_map(|i| ms[i]).collect()
+            })
+            .collect();
+        let fallbacks = c.failover.as_ref().map_or(&[][..], |f| &f.fallbacks[..]);
+        let mut fallbacks_by_weight: Vec<usize> = (0..fallbacks.len()).collect();
+        fallbacks_by_weight.sort_by(|&a, &b| {
+            fallbacks[b]
+                .weight
+                .total_cmp(&fallbacks[a].weight)
+                .then(a.cmp(&b))
+        });
+        let stand_ins = (0..c.models.len())
+            .map(|m| {
+                fallbacks
+                    .iter()
+                    .map(|f| stand_in(&c.models, m, &f.provider))
+                    .collect()
+            })
+            .collect();
+        let fallback_rule = c.table.rules.iter().position(|r| r.fallback);
         Gateway {
             bundle: Arc::new(bundle),
             shared,
@@ -349,6 +438,11 @@ impl Gateway {
             names,
             session_slot,
             primary,
+            members,
+            members_by_weight,
+            fallbacks_by_weight,
+            stand_ins,
+            fallback_rule,
         }
     }
 
@@ -487,14 +581,12 @@ impl Gateway {
                 &reason,
             ) {
                 match a {
-                    Action::Downgrade { to } => {
-                        *lock(&live.active) = Some(Switch::Downgrade { to })
-                    }
-                    Action::SwitchProvider => *lock(&live.active) = Some(Switch::SwitchProvider),
+                    Action::Downgrade { to } => live.set_switch(Some(Switch::Downgrade { to })),
+                    Action::SwitchProvider => live.set_switch(Some(Switch::SwitchProvider)),
                     Action::FallbackFast { model } => {
-                        *lock(&live.active) = Some(Switch::FallbackFast { model })
+                        live.set_switch(Some(Switch::FallbackFast { model }))
                     }
-                    Action::Restore { .. } => *lock(&live.active) = None,
+                    Action::Restore { .. } => live.set_switch(None),
                     other => self.act(&other, machine, &reason),
                 }
             }
@@ -623,7 +715,7 @@ impl Gateway {
     pub fn active_switches(&self) -> Vec<(String, Switch)> {
         self.cost
             .iter()
-            .filter_map(|c| lock(&c.active).clone().map(|s| (c.machine.clone(), s)))
+            .filter_map(|c| c.switch().map(|s| (c.machine.clone(), s)))
             .collect()
     }
 

@@ -4,8 +4,7 @@
 //! expire (`ttl`, a caller that never reports), or when the table is full (the oldest
 //! go first), so memory stays bounded and a lost report cannot hold a slot forever.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::limits::Slot;
@@ -14,83 +13,99 @@ use super::stats::lock;
 #[derive(Debug)]
 pub struct Lease {
     pub model: Arc<str>,
-    pub provider: Arc<str>,
-    pub rule: Arc<str>,
+    /// for the session's budget
     pub session: Option<String>,
     /// dropped with the lease, which gives the slot back
     pub slot: Option<Slot>,
     pub expires_ms: u64,
 }
 
-#[derive(Debug, Default)]
-struct Table {
-    live: HashMap<u64, Lease>,
-    /// ids in the order they were issued (and expire: the ttl is the same for all)
-    order: VecDeque<u64>,
-}
+/// One place in the ring: the lease issued with this id, if still live.
+type Place = Mutex<Option<(u64, Lease)>>;
 
+/// A ring of `capacity` slots, one lock each: decision ids are sequential, so id `n`
+/// lives in slot `n % capacity`, and issuing a lease evicts exactly the oldest one
+/// (the lease issued `capacity` decisions ago, if still unreported). No hashing, no
+/// shared lock on the hot path.
 #[derive(Debug)]
 pub struct Leases {
-    table: Mutex<Table>,
+    slots: Box<[Place]>,
     next: AtomicU64,
+    /// the oldest id `expire` has not looked at yet
+    swept: Mutex<u64>,
+    live: AtomicUsize,
     pub ttl_ms: u64,
-    capacity: usize,
 }
 
 impl Leases {
     pub fn new(ttl_ms: u64, capacity: usize) -> Leases {
         Leases {
-            table: Mutex::new(Table::default()),
+            slots: (0..capacity.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicU64::new(1),
+            swept: Mutex::new(1),
+            live: AtomicUsize::new(0),
             ttl_ms,
-            capacity: capacity.max(1),
         }
     }
 
-    /// Stores a lease and returns its id; returns how many old leases were evicted
-    /// to make room.
+    fn slot(&self, id: u64) -> &Place {
+        &self.slots[(id % self.slots.len() as u64) as usize]
+    }
+
+    /// Stores a lease and returns its id, and how many unreported leases were evicted
+    /// to make room (0 or 1).
     pub fn issue(&self, lease: Lease) -> (u64, usize) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut t = lock(&self.table);
-        let mut evicted = 0;
-        while t.live.len() >= self.capacity {
-            let Some(old) = t.order.pop_front() else {
-                break;
-            };
-            if t.live.remove(&old).is_some() {
-                evicted += 1;
-            }
+        let old = lock(self.slot(id)).replace((id, lease));
+        let evicted = usize::from(old.is_some());
+        if evicted == 0 {
+            self.live.fetch_add(1, Ordering::Relaxed);
         }
-        t.live.insert(id, lease);
-        t.order.push_back(id);
+        // the evicted lease (and its slot) is dropped here, outside the lock
+        drop(old);
         (id, evicted)
     }
 
     /// Ends a lease (its slot is returned when the lease drops).
     pub fn end(&self, id: u64) -> Option<Lease> {
-        lock(&self.table).live.remove(&id)
+        let mut slot = lock(self.slot(id));
+        if slot.as_ref().is_some_and(|(i, _)| *i == id) {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            slot.take().map(|(_, l)| l)
+        } else {
+            None
+        }
     }
 
-    /// Ends every lease past its expiry; returns how many.
+    /// Ends every lease past its expiry; returns how many. Leases expire in id order
+    /// (the ttl is the same for all), so the sweep stops at the first live one.
     pub fn expire(&self, now_ms: u64) -> usize {
-        let mut t = lock(&self.table);
+        let mut swept = lock(&self.swept);
+        let end = self.next.load(Ordering::Relaxed);
+        // slots older than one lap were overwritten already
+        *swept = (*swept).max(end.saturating_sub(self.slots.len() as u64));
         let mut n = 0;
-        while let Some(&id) = t.order.front() {
-            match t.live.get(&id) {
-                Some(l) if l.expires_ms > now_ms => break,
-                Some(_) => {
-                    t.live.remove(&id);
+        while *swept < end {
+            let mut slot = lock(self.slot(*swept));
+            match slot.as_ref() {
+                Some((id, l)) if *id == *swept => {
+                    if l.expires_ms > now_ms {
+                        break;
+                    }
+                    slot.take();
+                    self.live.fetch_sub(1, Ordering::Relaxed);
                     n += 1;
                 }
-                None => {}
+                _ => {}
             }
-            t.order.pop_front();
+            drop(slot);
+            *swept += 1;
         }
         n
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.table).live.len()
+        self.live.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,8 +121,6 @@ mod tests {
     fn lease(slot: Option<Slot>, expires_ms: u64) -> Lease {
         Lease {
             model: "m".into(),
-            provider: "p".into(),
-            rule: "r".into(),
             session: None,
             slot,
             expires_ms,

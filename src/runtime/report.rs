@@ -87,10 +87,10 @@ impl Gateway {
                 None => {
                     let kinds: Vec<&str> = ERROR_KINDS.iter().map(|(k, _)| *k).collect();
                     let mut e = bad(format!("`{kind}` is not an error kind"));
-                    e.help = Some(match did_you_mean(kind, kinds.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("the error kinds are {}", kinds.join(", ")),
-                    });
+                    e.help = Some(
+                        did_you_mean(kind, kinds.iter().copied())
+                            .unwrap_or_else(|| format!("the error kinds are {}", kinds.join(", "))),
+                    );
                     e.attribute = Some("error".into());
                     return Err(e);
                 }
@@ -139,11 +139,7 @@ impl Gateway {
         let Some(model) = self.model(&model_name) else {
             let mut e = bad(format!("model `{model_name}` is not in the policy"));
             e.attribute = Some("model".into());
-            if let Some(s) =
-                did_you_mean(&model_name, self.models().iter().map(|m| m.name.as_str()))
-            {
-                e.help = Some(format!("did you mean `{s}`?"));
-            }
+            e.help = did_you_mean(&model_name, self.models().iter().map(|m| m.name.as_str()));
             return Err(e);
         };
         let session = lease.as_ref().and_then(|l| l.session.clone());

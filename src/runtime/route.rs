@@ -19,27 +19,27 @@ use crate::compile::value::Scalar;
 use crate::machines::Switch;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleRef {
+pub struct RuleRef<'g> {
     pub index: u32,
-    pub id: String,
+    pub id: &'g str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<String>,
-    pub file: String,
+    pub priority: Option<&'g str>,
+    pub file: &'g str,
     pub line: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PoolRef {
-    pub name: String,
+pub struct PoolRef<'g> {
+    pub name: &'g str,
     /// the member's position in the pool's `models`
     pub member: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChainEntry {
-    pub model: String,
-    pub model_id: String,
-    pub provider: String,
+pub struct ChainEntry<'g> {
+    pub model: &'g str,
+    pub model_id: &'g str,
+    pub provider: &'g str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }
@@ -56,17 +56,19 @@ pub struct Adjustment {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
+/// A decision, borrowing its names from the gateway that made it (so making one
+/// copies no strings).
+pub struct Decision<'g> {
     pub decision_id: String,
-    pub model: String,
-    pub model_id: String,
-    pub provider: String,
+    pub model: &'g str,
+    pub model_id: &'g str,
+    pub provider: &'g str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool: Option<PoolRef>,
-    pub rule: RuleRef,
-    pub fallbacks: Vec<ChainEntry>,
+    pub pool: Option<PoolRef<'g>>,
+    pub rule: RuleRef<'g>,
+    pub fallbacks: Vec<ChainEntry<'g>>,
     pub adjustments: Vec<Adjustment>,
-    pub bundle: String,
+    pub bundle: &'g str,
 }
 
 /// Why no decision was made; rendered by the server as a JSON error.
@@ -127,7 +129,12 @@ struct Candidate {
 impl Gateway {
     /// Decides for a request given as JSON attributes, at `now_ms` (monotonic) and
     /// `wall_ms` (wall clock, for daily budgets).
-    pub fn route(&self, json: &Json, now_ms: u64, wall_ms: u64) -> Result<Decision, RouteError> {
+    pub fn route(
+        &self,
+        json: &Json,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Result<Decision<'_>, RouteError> {
         let c = &self.bundle.content;
         let request = c.schema.parse(json)?;
         let rule = c.table.decide(&request.values).ok_or_else(|| {
@@ -248,22 +255,15 @@ impl Gateway {
 
         if let Some(p) = pool.filter(|_| !pinned && chosen.model == picked && chosen.pool == pool) {
             if let (Some(s), Some(aff)) = (session, &self.pools[p].affinity) {
-                let member = self.pools[p]
-                    .spec
-                    .models
-                    .iter()
-                    .position(|m| *m == *self.names.models[picked]);
+                let member = self.members[p].iter().position(|m| *m == Some(picked));
                 if let Some(member) = member {
                     lock(aff).pin(s, member, now_ms);
                 }
             }
         }
         self.count_decision(rule as usize, chosen.model);
-        let provider = self.provider_of(chosen.model);
         let lease = Lease {
             model: self.names.models[chosen.model].clone(),
-            provider: provider.map_or_else(|| "".into(), |p| self.names.providers[p].clone()),
-            rule: self.names.rules[rule as usize].clone(),
             session: session.map(str::to_string),
             slot,
             expires_ms: now_ms.saturating_add(self.shared.leases.ttl_ms),
@@ -278,30 +278,29 @@ impl Gateway {
         let spec = &c.models[chosen.model];
         Ok(Decision {
             decision_id: format!("d-{id}"),
-            model: spec.name.clone(),
-            model_id: spec.model.clone(),
-            provider: spec.provider.clone(),
+            model: &spec.name,
+            model_id: &spec.model,
+            provider: &spec.provider,
             pool: chosen.pool.and_then(|p| {
                 let spec = &self.pools[p].spec;
-                let member = spec
-                    .models
+                let member = self.members[p]
                     .iter()
-                    .position(|m| *m == *self.names.models[chosen.model])?;
+                    .position(|m| *m == Some(chosen.model))?;
                 Some(PoolRef {
-                    name: spec.name.clone(),
+                    name: &spec.name,
                     member,
                 })
             }),
             rule: RuleRef {
                 index: rule,
-                id: info.id.clone(),
-                priority: info.priority.clone(),
-                file: info.source.file.clone(),
+                id: &info.id,
+                priority: info.priority.as_deref(),
+                file: &info.source.file,
                 line: info.source.line,
             },
             fallbacks: chain.iter().map(|e| self.entry(e)).collect(),
             adjustments,
-            bundle: self.bundle.hash.clone(),
+            bundle: &self.bundle.hash,
         })
     }
 
@@ -316,8 +315,7 @@ impl Gateway {
         adj: &mut Vec<Adjustment>,
     ) -> usize {
         let live = &self.pools[p];
-        let member_model: Vec<Option<usize>> =
-            live.spec.models.iter().map(|m| self.model(m)).collect();
+        let member_model = &self.members[p];
         let healthy = |i: usize| member_model[i].is_some_and(|m| self.model_available(m));
         if let (Some(s), Some(aff)) = (session, &live.affinity) {
             if let Some(i) = lock(aff).get(s, now_ms, healthy) {
@@ -395,38 +393,10 @@ impl Gateway {
     fn failover_target(&self, model: usize) -> Option<(usize, u64)> {
         let f = self.bundle.content.failover.as_ref()?;
         let live = self.failover.as_ref()?;
-        let substitutes: Vec<Option<usize>> = f
-            .fallbacks
-            .iter()
-            .map(|fb| self.substitute(model, &fb.provider))
-            .collect();
-        let i = lock(&live.balancer)
-            .pick(|i| substitutes[i].is_some_and(|m| self.model_available(m)))?;
-        Some((substitutes[i]?, f.fallbacks[i].timeout_ms))
-    }
-
-    /// The in-service model of `provider` most like `model`: most capabilities in
-    /// common, then highest quality, then name.
-    pub(super) fn substitute(&self, model: usize, provider: &str) -> Option<usize> {
-        let want = &self.models()[model].capabilities;
-        self.models()
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.provider == provider && m.status != "disabled")
-            .max_by(|(_, a), (_, b)| {
-                let shared = |m: &crate::bundle::spec::ModelSpec| {
-                    m.capabilities.iter().filter(|c| want.contains(c)).count()
-                };
-                shared(a)
-                    .cmp(&shared(b))
-                    .then(
-                        a.quality
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.quality.unwrap_or(0.0)),
-                    )
-                    .then(b.name.cmp(&a.name))
-            })
-            .map(|(i, _)| i)
+        let stand_ins = self.stand_ins.get(model)?;
+        let i =
+            lock(&live.balancer).pick(|i| stand_ins[i].is_some_and(|m| self.model_available(m)))?;
+        Some((stand_ins[i]?, f.fallbacks[i].timeout_ms))
     }
 
     /// The ordered fallback chain for `model`: the pool's other members by weight,
@@ -434,83 +404,39 @@ impl Gateway {
     /// then the policy's fallback rule; only models that can take traffic, each once.
     fn chain(&self, model: usize, pool: Option<usize>, rule: u32) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = Vec::new();
-        let push = |out: &mut Vec<Candidate>, c: Candidate| {
-            if c.model != model
-                && self.model_available(c.model)
-                && !out.iter().any(|x| x.model == c.model)
+        let push = |out: &mut Vec<Candidate>, model_: usize, pool: Option<usize>, timeout_ms| {
+            if model_ != model
+                && self.model_available(model_)
+                && !out.iter().any(|x| x.model == model_)
             {
-                out.push(c);
+                out.push(Candidate {
+                    model: model_,
+                    pool,
+                    timeout_ms,
+                });
             }
         };
-        let members = |p: usize| {
-            let spec = &self.pools[p].spec;
-            let mut order: Vec<usize> = (0..spec.models.len()).collect();
-            order.sort_by(|&a, &b| spec.weights[b].total_cmp(&spec.weights[a]).then(a.cmp(&b)));
-            order
-                .into_iter()
-                .filter_map(|i| self.model(&spec.models[i]))
-                .collect::<Vec<_>>()
-        };
         if let Some(p) = pool {
-            for m in members(p) {
-                push(
-                    &mut out,
-                    Candidate {
-                        model: m,
-                        pool: Some(p),
-                        timeout_ms: None,
-                    },
-                );
+            for &m in &self.members_by_weight[p] {
+                push(&mut out, m, Some(p), None);
             }
         }
         if let (Some(primary), Some(f)) = (self.primary, &self.bundle.content.failover) {
             if self.provider_of(model) == Some(primary) {
-                let mut order: Vec<usize> = (0..f.fallbacks.len()).collect();
-                order.sort_by(|&a, &b| {
-                    f.fallbacks[b]
-                        .weight
-                        .total_cmp(&f.fallbacks[a].weight)
-                        .then(a.cmp(&b))
-                });
-                for i in order {
-                    if let Some(m) = self.substitute(model, &f.fallbacks[i].provider) {
-                        push(
-                            &mut out,
-                            Candidate {
-                                model: m,
-                                pool: None,
-                                timeout_ms: Some(f.fallbacks[i].timeout_ms),
-                            },
-                        );
+                for &i in &self.fallbacks_by_weight {
+                    if let Some(m) = self.stand_ins[model][i] {
+                        push(&mut out, m, None, Some(f.fallbacks[i].timeout_ms));
                     }
                 }
             }
         }
-        let rules = &self.bundle.content.table.rules;
-        if let Some(fb) = rules
-            .iter()
-            .position(|r| r.fallback)
-            .filter(|&f| f as u32 != rule)
-        {
+        if let Some(fb) = self.fallback_rule.filter(|&f| f as u32 != rule) {
+            let rules = &self.bundle.content.table.rules;
             match (rules[fb].target.kind, self.targets[fb]) {
-                (TargetKind::Model, Some(m)) => push(
-                    &mut out,
-                    Candidate {
-                        model: m,
-                        pool: None,
-                        timeout_ms: None,
-                    },
-                ),
+                (TargetKind::Model, Some(m)) => push(&mut out, m, None, None),
                 (TargetKind::Pool, Some(p)) => {
-                    for m in members(p) {
-                        push(
-                            &mut out,
-                            Candidate {
-                                model: m,
-                                pool: Some(p),
-                                timeout_ms: None,
-                            },
-                        );
+                    for &m in &self.members_by_weight[p] {
+                        push(&mut out, m, Some(p), None);
                     }
                 }
                 _ => {}
@@ -613,12 +539,12 @@ impl Gateway {
         }
     }
 
-    fn entry(&self, c: &Candidate) -> ChainEntry {
+    fn entry(&self, c: &Candidate) -> ChainEntry<'_> {
         let m = &self.models()[c.model];
         ChainEntry {
-            model: m.name.clone(),
-            model_id: m.model.clone(),
-            provider: m.provider.clone(),
+            model: &m.name,
+            model_id: &m.model,
+            provider: &m.provider,
             timeout_ms: c.timeout_ms,
         }
     }

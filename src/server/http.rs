@@ -2,7 +2,9 @@
 //! limit (checked against `Content-Length` before reading) and a deadline, so a huge
 //! or slow body costs a bounded amount of memory and time; every error is JSON.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,19 +39,47 @@ pub async fn handle(
             }
         }
         (&Method::PUT, "/admin/bundle") => admin_bundle(&app, req).await,
-        (&Method::POST, p) if p.starts_with("/admin/providers/") && p.ends_with("/reset") => {
-            let name = p["/admin/providers/".len()..p.len() - "/reset".len()].to_string();
+        (&Method::POST, p) if reset_target(p).is_some() => {
+            let name = reset_target(p).unwrap_or_default().to_string();
             admin_reset(&app, req, &name)
         }
-        (_, "/v1/route" | "/v1/report" | "/v1/status" | "/metrics" | "/healthz" | "/readyz" | "/admin/bundle") => error(
-            &RouteError::new(405, "method_not_allowed", format!("{} is not allowed on `{path}`", req.method())),
-        ),
+        (method, p) if allowed(p).is_some() => {
+            let allow = allowed(p).unwrap_or("GET");
+            let mut reply = error(&RouteError::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on `{p}`; use {allow}"),
+            ));
+            reply
+                .headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+            reply
+        }
         _ => error(
             &RouteError::new(404, "not_found", format!("no endpoint `{path}`"))
                 .help("the endpoints are POST /v1/route, POST /v1/report, GET /v1/status, GET /metrics, GET /healthz, GET /readyz, PUT /admin/bundle"),
         ),
     };
     Ok(reply)
+}
+
+/// The method each endpoint takes.
+fn allowed(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/v1/route" | "/v1/report" => "POST",
+        "/v1/status" | "/metrics" | "/healthz" | "/readyz" => "GET",
+        "/admin/bundle" => "PUT",
+        p if reset_target(p).is_some() => "POST",
+        _ => return None,
+    })
+}
+
+/// `/admin/providers/NAME/reset` → `NAME` (not empty, no `/`).
+fn reset_target(path: &str) -> Option<&str> {
+    let name = path
+        .strip_prefix("/admin/providers/")?
+        .strip_suffix("/reset")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
@@ -188,8 +218,16 @@ async fn read_body(app: &App, req: Request<Incoming>, max: usize) -> Result<Byte
             }
         }
     }
-    let body = Limited::new(req.into_body(), max);
-    match tokio::time::timeout(app.config.request_timeout, body.collect()).await {
+    let mut collect = std::pin::pin!(Limited::new(req.into_body(), max).collect());
+    // A small body has usually arrived with the headers: one poll finishes it. Only a
+    // body still on its way gets a deadline, because arming a timer for every request
+    // costs more than the rest of the decision.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(r) => Ok(r),
+        Poll::Pending => tokio::time::timeout(app.config.request_timeout, collect).await,
+    };
+    match collected {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()

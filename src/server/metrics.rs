@@ -218,7 +218,7 @@ pub fn render(app: &App) -> String {
                     v,
                 );
             }
-            let on = lock(&live.active).is_some();
+            let on = live.switch().is_some();
             o.sample(
                 "rulec_cost_window_switched",
                 &["machine"],

@@ -83,7 +83,7 @@ pub fn capture(g: &Gateway) -> Saved {
                 m.name.clone(),
                 SavedWindow {
                     state: Gateway::state_of(m, &live.instance),
-                    switch: lock(&live.active).clone(),
+                    switch: live.switch(),
                 },
             )
         })
@@ -171,7 +171,7 @@ pub fn restore(g: &Gateway, saved: &Saved, now_ms: u64) -> usize {
             continue;
         };
         lock(&live.instance).state = state;
-        *lock(&live.active) = s.switch.clone();
+        live.set_switch(s.switch.clone());
         n += 1;
     }
     if let (Some(m), Some(live), Some(s)) = (g.failover_machine(), &g.failover, &saved.failover) {

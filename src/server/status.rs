@@ -93,7 +93,7 @@ pub fn status(app: &App) -> Json {
                 "metric": params.map(|p| p.metric.as_str()),
                 "threshold": params.map(|p| p.threshold),
                 "state": Gateway::state_of(m, &live.instance),
-                "switch": *lock(&live.active),
+                "switch": live.switch(),
                 "last": *lock(&live.last),
             })
         })

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::common::{rulec, scratch};
-use crate::http::{eventually, get, post_json, request, Response, Served, IO_TIMEOUT};
+use crate::http::{eventually, get, post_json, request, Conn, Response, Served, IO_TIMEOUT};
 
 /// The example policy every test serves (or a copy of it).
 const EXAMPLE: &str = "rules/examples/gateway";
@@ -135,7 +135,10 @@ fn tampered_bundle(dir: &Path) -> Vec<u8> {
     let out = dir.join("tampered.json");
     compile(EXAMPLE, &out);
     let text = fs::read_to_string(&out).expect("read the bundle");
-    assert!(text.contains("claude-opus-4"), "the example names claude-opus-4");
+    assert!(
+        text.contains("claude-opus-4"),
+        "the example names claude-opus-4"
+    );
     let tampered = text.replacen("claude-opus-4", "claude-opus-5", 1);
     fs::write(&out, &tampered).expect("write the tampered bundle");
     tampered.into_bytes()
@@ -145,7 +148,11 @@ fn tampered_bundle(dir: &Path) -> Vec<u8> {
 fn explain(request: &Value) -> Value {
     let req = request.to_string();
     let run = rulec(&["explain", EXAMPLE, "--request", &req, "--format", "json"]);
-    assert_eq!(run.code, 0, "`rulec explain` on {req} failed\n{}", run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "`rulec explain` on {req} failed\n{}",
+        run.stderr
+    );
     let v: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("`rulec explain` printed no JSON ({e}):\n{}", run.stdout));
     v["decision"].clone()
@@ -183,10 +190,7 @@ fn served_hash(port: u16) -> String {
 /// A request to the admin API, with `Authorization: Bearer <token>` when given.
 fn admin(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|a| ("Authorization", a.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     request(port, method, path, &headers, body)
         .unwrap_or_else(|e| panic!("{method} {path} on 127.0.0.1:{port}: {e}"))
 }
@@ -201,7 +205,9 @@ fn assert_error(r: &Response, status: u16, code: &str) -> Value {
         r.status
     );
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "an error has a message: {body}"
     );
     body["error"].clone()
@@ -270,7 +276,12 @@ fn outcome(stream: &mut TcpStream) -> Outcome {
                     }
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Outcome::Hung;
             }
             Err(_) => break, // reset: the server cut the connection
@@ -383,9 +394,7 @@ fn parse_sample(line: &str) -> Result<(String, BTreeMap<String, String>, f64), S
             rest = rest.strip_prefix(',').unwrap_or(rest);
         }
     }
-    let value = rest
-        .strip_prefix(' ')
-        .ok_or("no space before the value")?;
+    let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
     let value = match value {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
@@ -416,7 +425,11 @@ fn check_exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> 
                 n + 1
             );
             let before = types.insert(family.to_string(), kind.to_string());
-            assert!(before.is_none(), "line {}: `{family}` is typed twice", n + 1);
+            assert!(
+                before.is_none(),
+                "line {}: `{family}` is typed twice",
+                n + 1
+            );
             continue;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -458,7 +471,10 @@ fn check_exposition(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> 
 fn serve_refuses_a_policy_with_errors_and_prints_its_diagnostics() {
     let (code, _, stderr) = Served::start_expect_failure(&["rules/seed"], &[]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("error[E0"), "diagnostics are rendered:\n{stderr}");
+    assert!(
+        stderr.contains("error[E0"),
+        "diagnostics are rendered:\n{stderr}"
+    );
     assert!(stderr.contains("not serving"), "{stderr}");
 }
 
@@ -469,7 +485,10 @@ fn serve_refuses_a_tampered_bundle_and_says_the_hash_does_not_match() {
     let file = dir.join("tampered.json");
     let (code, _, stderr) = Served::start_expect_failure(&[arg(&file)], &[]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("hash"), "the refusal mentions the hash:\n{stderr}");
+    assert!(
+        stderr.contains("hash"),
+        "the refusal mentions the hash:\n{stderr}"
+    );
     assert!(stderr.contains("not serving"), "{stderr}");
 }
 
@@ -477,7 +496,10 @@ fn serve_refuses_a_tampered_bundle_and_says_the_hash_does_not_match() {
 fn serve_refuses_a_missing_path_and_names_it() {
     let (code, _, stderr) = Served::start_expect_failure(&["no/such/gateway"], &[]);
     assert_ne!(code, 0, "{stderr}");
-    assert!(stderr.contains("no/such/gateway"), "the path is named:\n{stderr}");
+    assert!(
+        stderr.contains("no/such/gateway"),
+        "the path is named:\n{stderr}"
+    );
     assert!(stderr.contains("does not exist"), "{stderr}");
     assert!(stderr.contains("not serving"), "{stderr}");
 }
@@ -519,8 +541,13 @@ fn decisions_match_rulec_explain_for_every_rule() {
         .iter()
         .map(|p| {
             let members = p["models"].as_array().expect("a pool has models");
-            let members = members.iter().map(|m| m.as_str().expect("a name").to_string());
-            (p["name"].as_str().expect("a pool name").to_string(), members.collect())
+            let members = members
+                .iter()
+                .map(|m| m.as_str().expect("a name").to_string());
+            (
+                p["name"].as_str().expect("a pool name").to_string(),
+                members.collect(),
+            )
         })
         .collect();
     let all_rules: BTreeSet<String> = bundle["content"]["table"]["rules"]
@@ -535,9 +562,17 @@ fn decisions_match_rulec_explain_for_every_rule() {
     let truths: Vec<Value> = requests.iter().map(explain).collect();
     let reached: BTreeSet<String> = truths
         .iter()
-        .map(|d| d["rule"].as_str().expect("explain names the rule").to_string())
+        .map(|d| {
+            d["rule"]
+                .as_str()
+                .expect("explain names the rule")
+                .to_string()
+        })
         .collect();
-    assert_eq!(reached, all_rules, "the requests reach every rule of the example");
+    assert_eq!(
+        reached, all_rules,
+        "the requests reach every rule of the example"
+    );
 
     let served = Served::start(&[EXAMPLE], &[]);
     for (req, truth) in requests.iter().zip(&truths) {
@@ -555,27 +590,43 @@ fn decisions_match_rulec_explain_for_every_rule() {
             "healthy providers, fresh sessions: nothing to adjust\n{context}"
         );
         assert!(
-            got["decision_id"].as_str().is_some_and(|d| d.starts_with("d-")),
+            got["decision_id"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("d-")),
             "{context}"
         );
         assert!(got["fallbacks"].is_array(), "{context}");
         assert!(
-            got["bundle"].as_str().is_some_and(|b| b.starts_with("sha256:")),
+            got["bundle"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("sha256:")),
             "{context}"
         );
         let target = truth["target"].as_str().expect("explain names the target");
         match truth["kind"].as_str() {
             Some("model") => {
                 assert_eq!(got["model"], target, "{context}");
-                assert!(got.get("pool").is_none(), "a model rule has no pool\n{context}");
+                assert!(
+                    got.get("pool").is_none(),
+                    "a model rule has no pool\n{context}"
+                );
             }
             Some("pool") => {
                 assert_eq!(got["pool"]["name"], target, "{context}");
                 let members = &pools[target];
                 let model = got["model"].as_str().expect("a model");
-                assert!(members.iter().any(|m| m == model), "{model} is not in {members:?}\n{context}");
-                let at = got["pool"]["member"].as_u64().expect("the member's position");
-                assert_eq!(members.get(at as usize).map(String::as_str), Some(model), "{context}");
+                assert!(
+                    members.iter().any(|m| m == model),
+                    "{model} is not in {members:?}\n{context}"
+                );
+                let at = got["pool"]["member"]
+                    .as_u64()
+                    .expect("the member's position");
+                assert_eq!(
+                    members.get(at as usize).map(String::as_str),
+                    Some(model),
+                    "{context}"
+                );
             }
             other => panic!("explain gave an unknown decision kind {other:?}\n{context}"),
         }
@@ -604,8 +655,14 @@ fn invalid_route_requests_get_json_errors_and_the_server_carries_on() {
     let served = Served::start(&[EXAMPLE], &[]);
     let port = served.port;
     let post = |body: &[u8]| {
-        request(port, "POST", "/v1/route", &[("Content-Type", "application/json")], body)
-            .expect("POST /v1/route")
+        request(
+            port,
+            "POST",
+            "/v1/route",
+            &[("Content-Type", "application/json")],
+            body,
+        )
+        .expect("POST /v1/route")
     };
 
     assert_error(&post(b"{\"task_type\": "), 400, "malformed_json");
@@ -621,7 +678,11 @@ fn invalid_route_requests_get_json_errors_and_the_server_carries_on() {
     );
     assert_eq!(wrong_type["attribute"], "estimated_tokens", "{wrong_type}");
 
-    let unknown = assert_error(&route(port, &json!({"task_tpye": "x"})), 400, "invalid_request");
+    let unknown = assert_error(
+        &route(port, &json!({"task_tpye": "x"})),
+        400,
+        "invalid_request",
+    );
     assert!(help_of(&unknown).contains("did you mean"), "{unknown}");
     assert!(help_of(&unknown).contains("task_type"), "{unknown}");
 
@@ -634,13 +695,18 @@ fn invalid_route_requests_get_json_errors_and_the_server_carries_on() {
     assert!(help_of(&outside).contains("did you mean"), "{outside}");
     assert!(help_of(&outside).contains("summarization"), "{outside}");
 
-    let negative = assert_error(&route(port, &json!({"estimated_tokens": -1})), 400, "invalid_request");
+    let negative = assert_error(
+        &route(port, &json!({"estimated_tokens": -1})),
+        400,
+        "invalid_request",
+    );
     assert_eq!(negative["attribute"], "estimated_tokens", "{negative}");
 
     assert_still_serving(port);
     let m = metrics(port);
     assert!(
-        m.lines().any(|l| l.starts_with("rulec_route_rejections_total{code=\"malformed_json\"} 3")),
+        m.lines()
+            .any(|l| l.starts_with("rulec_route_rejections_total{code=\"malformed_json\"} 3")),
         "rejections are counted by code:\n{m}"
     );
 }
@@ -659,7 +725,10 @@ fn wrong_methods_get_405_and_unknown_paths_404_with_help() {
     let missing = get(port, "/v2/route");
     assert_eq!(missing.header("content-type"), Some("application/json"));
     let e = assert_error(&missing, 404, "not_found");
-    assert!(help_of(&e).contains("/v1/route"), "the help lists the endpoints: {e}");
+    assert!(
+        help_of(&e).contains("/v1/route"),
+        "the help lists the endpoints: {e}"
+    );
     assert_still_serving(port);
 }
 
@@ -692,14 +761,20 @@ fn oversized_bodies_are_refused_or_cut_off_and_the_server_carries_on() {
 
     // the limit is --max-body: just over it is refused from the header alone
     let served_small = Served::start(&[EXAMPLE, "--max-body", "100"], &[]);
-    let big = format!("{{\"task_type\": \"general\", \"x\": \"{}\"}}", "y".repeat(200));
+    let big = format!(
+        "{{\"task_type\": \"general\", \"x\": \"{}\"}}",
+        "y".repeat(200)
+    );
     let r = request(served_small.port, "POST", "/v1/route", &[], big.as_bytes());
     match r {
         Ok(r) => {
             assert_error(&r, 413, "body_too_large");
         }
         Err(e) => assert!(
-            matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
             "{e}"
         ),
     }
@@ -716,7 +791,8 @@ fn slow_and_stalled_clients_are_timed_out_and_the_server_carries_on() {
     let head = format!(
         "POST /v1/route HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"task_ty"
     );
-    slow.write_all(head.as_bytes()).expect("send the start of the request");
+    slow.write_all(head.as_bytes())
+        .expect("send the start of the request");
     match outcome(&mut slow) {
         Outcome::Answered(status, body) => {
             assert_eq!(status, 408, "{body}");
@@ -750,7 +826,9 @@ fn slow_and_stalled_clients_are_timed_out_and_the_server_carries_on() {
     // headers that never end
     let mut endless = open(port);
     endless
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-A: b\r\n").as_bytes())
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-A: b\r\n").as_bytes(),
+        )
         .expect("send unfinished headers");
     assert!(
         !matches!(outcome(&mut endless), Outcome::Hung),
@@ -761,12 +839,41 @@ fn slow_and_stalled_clients_are_timed_out_and_the_server_carries_on() {
 }
 
 #[test]
+fn an_oversized_body_on_a_kept_alive_connection_is_never_read_as_a_request() {
+    let served = Served::start(&[EXAMPLE, "--max-body", "100"], &[]);
+    // the refused body is itself a request: were it parsed as the next one, the
+    // second answer would be its 404
+    let smuggled = format!(
+        "GET /nope HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(150)
+    );
+    let mut conn = Conn::open(served.port).expect("connect");
+    let refused = conn
+        .send("POST", "/v1/route", &[], smuggled.as_bytes())
+        .expect("an answer to the oversized body");
+    assert_error(&refused, 413, "body_too_large");
+    let next = conn
+        .send("GET", "/healthz", &[], b"")
+        .expect("an answer on the same (or a new) connection");
+    assert_eq!(
+        next.status,
+        200,
+        "the refused body was read as a request: {}",
+        next.text()
+    );
+    assert_eq!(next.json()["status"], "ok");
+}
+
+#[test]
 fn reports_are_validated_and_release_a_decision_exactly_once() {
     let served = Served::start(&[EXAMPLE], &[]);
     let port = served.port;
 
     let kind = assert_error(
-        &report(port, &json!({"model": "claude_opus", "outcome": "error", "error": "timout"})),
+        &report(
+            port,
+            &json!({"model": "claude_opus", "outcome": "error", "error": "timout"}),
+        ),
         400,
         "invalid_report",
     );
@@ -775,31 +882,50 @@ fn reports_are_validated_and_release_a_decision_exactly_once() {
     assert!(help_of(&kind).contains("`timeout`"), "{kind}");
 
     let unknown = assert_error(
-        &report(port, &json!({"decision_id": "d-987654", "outcome": "success"})),
+        &report(
+            port,
+            &json!({"decision_id": "d-987654", "outcome": "success"}),
+        ),
         404,
         "unknown_decision",
     );
     assert!(help_of(&unknown).contains("model"), "{unknown}");
     assert_error(
-        &report(port, &json!({"decision_id": "decision-1", "outcome": "success"})),
-        400,
-        "invalid_report",
-    );
-    assert_error(&report(port, &json!({"outcome": "meh", "model": "claude_opus"})), 400, "invalid_report");
-    assert_error(
-        &report(port, &json!({"model": "claude_opus", "outcome": "success", "surprise": 1})),
+        &report(
+            port,
+            &json!({"decision_id": "decision-1", "outcome": "success"}),
+        ),
         400,
         "invalid_report",
     );
     assert_error(
-        &report(port, &json!({"model": "claude_opus", "outcome": "success", "cost": -1})),
+        &report(port, &json!({"outcome": "meh", "model": "claude_opus"})),
+        400,
+        "invalid_report",
+    );
+    assert_error(
+        &report(
+            port,
+            &json!({"model": "claude_opus", "outcome": "success", "surprise": 1}),
+        ),
+        400,
+        "invalid_report",
+    );
+    assert_error(
+        &report(
+            port,
+            &json!({"model": "claude_opus", "outcome": "success", "cost": -1}),
+        ),
         400,
         "invalid_report",
     );
     let malformed = request(port, "POST", "/v1/report", &[], b"{oops").expect("POST /v1/report");
     assert_error(&malformed, 400, "malformed_json");
 
-    let decided = route(port, &json!({"task_type": "code_generation", "session_id": "serve-api-report"}));
+    let decided = route(
+        port,
+        &json!({"task_type": "code_generation", "session_id": "serve-api-report"}),
+    );
     assert_eq!(decided.status, 200, "{}", decided.text());
     let decision = decided.json();
     let id = decision["decision_id"].as_str().expect("a decision id");
@@ -825,19 +951,26 @@ fn reports_are_validated_and_release_a_decision_exactly_once() {
     assert_still_serving(port);
 }
 
-/// `did_you_mean` already returns the whole sentence `did you mean `x`?`; the report
-/// code wraps it in a second one.
+/// Exposes a bug: `diag::suggest::did_you_mean` already returns the whole sentence
+/// "did you mean `x`?", and `src/runtime/report.rs` (the error kind, and the unknown
+/// model) wraps it in a second one: "did you mean `did you mean `timeout`?`?".
 #[test]
 fn a_mistyped_report_error_kind_suggests_the_right_one_in_plain_words() {
     let served = Served::start(&[EXAMPLE], &[]);
     let kind = assert_error(
-        &report(served.port, &json!({"model": "claude_opus", "outcome": "error", "error": "timout"})),
+        &report(
+            served.port,
+            &json!({"model": "claude_opus", "outcome": "error", "error": "timout"}),
+        ),
         400,
         "invalid_report",
     );
     assert_eq!(help_of(&kind), "did you mean `timeout`?", "{kind}");
     let model = assert_error(
-        &report(served.port, &json!({"model": "claude_opsu", "outcome": "success"})),
+        &report(
+            served.port,
+            &json!({"model": "claude_opsu", "outcome": "success"}),
+        ),
         400,
         "invalid_report",
     );
@@ -852,11 +985,20 @@ fn the_admin_api_is_off_without_a_token() {
     let dir = scratch("serve_api_admin_off");
     compile(EXAMPLE, &dir.join("b.json"));
     let bundle = fs::read(dir.join("b.json")).expect("read the bundle");
-    let served = Served::start(&[EXAMPLE, "--watch-interval", "0s"], &[("RULEC_ADMIN_TOKEN", "")]);
+    let served = Served::start(
+        &[EXAMPLE, "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", "")],
+    );
     let off = admin(served.port, "PUT", "/admin/bundle", Some(TOKEN), &bundle);
     let e = assert_error(&off, 404, "admin_off");
     assert!(help_of(&e).contains("RULEC_ADMIN_TOKEN"), "{e}");
-    let reset = admin(served.port, "POST", "/admin/providers/openai/reset", None, b"");
+    let reset = admin(
+        served.port,
+        "POST",
+        "/admin/providers/openai/reset",
+        None,
+        b"",
+    );
     assert_error(&reset, 404, "admin_off");
 }
 
@@ -870,7 +1012,10 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
     assert_ne!(changed, original, "the changed policy has another hash");
     let bytes = fs::read(&changed_file).expect("read the changed bundle");
 
-    let served = Served::start(&[EXAMPLE, "--watch-interval", "0s"], &[("RULEC_ADMIN_TOKEN", TOKEN)]);
+    let served = Served::start(
+        &[EXAMPLE, "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", TOKEN)],
+    );
     let port = served.port;
     assert_eq!(served_hash(port), original);
 
@@ -878,9 +1023,19 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
     assert_error(&none, 401, "unauthorised");
     let wrong = admin(port, "PUT", "/admin/bundle", Some("not-the-token"), &bytes);
     assert_error(&wrong, 401, "unauthorised");
-    let prefix = admin(port, "PUT", "/admin/bundle", Some(&TOKEN[..TOKEN.len() - 1]), &bytes);
+    let prefix = admin(
+        port,
+        "PUT",
+        "/admin/bundle",
+        Some(&TOKEN[..TOKEN.len() - 1]),
+        &bytes,
+    );
     assert_error(&prefix, 401, "unauthorised");
-    assert_eq!(served_hash(port), original, "refused requests change nothing");
+    assert_eq!(
+        served_hash(port),
+        original,
+        "refused requests change nothing"
+    );
 
     let swapped = admin(port, "PUT", "/admin/bundle", Some(TOKEN), &bytes);
     assert_eq!(swapped.status, 200, "{}", swapped.text());
@@ -891,7 +1046,10 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
 
     let decided = route(port, &json!({"task_type": "general"})).json();
     assert_eq!(decided["bundle"], changed.as_str(), "{decided}");
-    assert_eq!(decided["model"], "claude_opus", "the new fallback is in force: {decided}");
+    assert_eq!(
+        decided["model"], "claude_opus",
+        "the new fallback is in force: {decided}"
+    );
     assert_eq!(served_hash(port), changed);
     assert!(
         metrics(port).contains(&format!("rulec_bundle_info{{hash=\"{changed}\"}} 1")),
@@ -900,7 +1058,11 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
 
     let again = admin(port, "PUT", "/admin/bundle", Some(TOKEN), &bytes);
     assert_eq!(again.status, 200, "{}", again.text());
-    assert_eq!(again.json()["changed"], false, "the same bundle twice is no change");
+    assert_eq!(
+        again.json()["changed"],
+        false,
+        "the same bundle twice is no change"
+    );
     assert!(metrics(port)
         .lines()
         .any(|l| l.starts_with("rulec_reloads_total{result=\"ok\",source=\"admin\"} 1")));
@@ -912,12 +1074,21 @@ fn a_tampered_bundle_over_the_admin_api_is_refused_and_the_old_one_keeps_serving
     let original = compile(EXAMPLE, &dir.join("original.json"));
     let tampered = tampered_bundle(&dir);
 
-    let served = Served::start(&[EXAMPLE, "--watch-interval", "0s"], &[("RULEC_ADMIN_TOKEN", TOKEN)]);
+    let served = Served::start(
+        &[EXAMPLE, "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", TOKEN)],
+    );
     let port = served.port;
     let refused = admin(port, "PUT", "/admin/bundle", Some(TOKEN), &tampered);
     let e = assert_error(&refused, 422, "bundle_refused");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("hash")), "{e}");
-    assert!(help_of(&e).contains(&original), "the help names the bundle kept: {e}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("hash")),
+        "{e}"
+    );
+    assert!(
+        help_of(&e).contains(&original),
+        "the help names the bundle kept: {e}"
+    );
 
     let not_json = admin(port, "PUT", "/admin/bundle", Some(TOKEN), b"gateway: {}");
     assert_error(&not_json, 422, "bundle_refused");
@@ -926,15 +1097,23 @@ fn a_tampered_bundle_over_the_admin_api_is_refused_and_the_old_one_keeps_serving
     let decided = route(port, &json!({"task_type": "general"})).json();
     assert_eq!(decided["bundle"], original.as_str(), "{decided}");
     let s = status(port);
-    assert_eq!(s["last_refused_reload"]["source"], "admin", "{}", s["last_refused_reload"]);
+    assert_eq!(
+        s["last_refused_reload"]["source"], "admin",
+        "{}",
+        s["last_refused_reload"]
+    );
     assert!(s["last_refused_reload"]["error"].is_string(), "{s}");
     let m = metrics(port);
     assert!(
-        m.lines().any(|l| l.starts_with("rulec_reloads_total{result=\"refused\",source=\"admin\"}")),
+        m.lines()
+            .any(|l| l.starts_with("rulec_reloads_total{result=\"refused\",source=\"admin\"}")),
         "{m}"
     );
     assert_eq!(
-        sample(&m, "rulec_reloads_total{result=\"refused\",source=\"admin\"}"),
+        sample(
+            &m,
+            "rulec_reloads_total{result=\"refused\",source=\"admin\"}"
+        ),
         Some(2.0),
         "{m}"
     );
@@ -942,17 +1121,61 @@ fn a_tampered_bundle_over_the_admin_api_is_refused_and_the_old_one_keeps_serving
 
 #[test]
 fn an_operator_can_reset_a_provider_with_the_token() {
-    let served = Served::start(&[EXAMPLE, "--watch-interval", "0s"], &[("RULEC_ADMIN_TOKEN", TOKEN)]);
+    let served = Served::start(
+        &[EXAMPLE, "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", TOKEN)],
+    );
     let port = served.port;
     let without = admin(port, "POST", "/admin/providers/openai/reset", None, b"");
     assert_error(&without, 401, "unauthorised");
-    let reset = admin(port, "POST", "/admin/providers/openai/reset", Some(TOKEN), b"");
+    let reset = admin(
+        port,
+        "POST",
+        "/admin/providers/openai/reset",
+        Some(TOKEN),
+        b"",
+    );
     assert_eq!(reset.status, 200, "{}", reset.text());
     let body = reset.json();
     assert_eq!(body["provider"], "openai", "{body}");
     assert_eq!(body["healthy"], true, "{body}");
-    let unknown = admin(port, "POST", "/admin/providers/opneai/reset", Some(TOKEN), b"");
+    let unknown = admin(
+        port,
+        "POST",
+        "/admin/providers/opneai/reset",
+        Some(TOKEN),
+        b"",
+    );
     assert_error(&unknown, 404, "unknown_provider");
+}
+
+/// Exposes a bug: `POST /admin/providers/reset` both starts with `/admin/providers/`
+/// and ends with `/reset`, which overlap, so `src/server/http.rs` slices the provider
+/// name out of `p[17..16]` and panics, before the token is checked: anyone can make
+/// the server drop the connection (and print a panic) with one request.
+#[test]
+fn a_reset_path_without_a_provider_name_gets_a_json_answer() {
+    let served = Served::start(
+        &[EXAMPLE, "--watch-interval", "0s"],
+        &[("RULEC_ADMIN_TOKEN", TOKEN)],
+    );
+    for token in [None, Some(TOKEN)] {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let answer = request(served.port, "POST", "/admin/providers/reset", &headers, b"");
+        let r = answer.unwrap_or_else(|e| {
+            panic!(
+                "POST /admin/providers/reset (token: {}) got no answer ({e}); server log:\n{}",
+                token.is_some(),
+                served.stderr()
+            )
+        });
+        assert!([401, 404].contains(&r.status), "{} {}", r.status, r.text());
+        assert!(r.json()["error"]["code"].is_string(), "{}", r.text());
+    }
+    assert!(!served.stderr().contains("panicked"), "{}", served.stderr());
+    assert_still_serving(served.port);
 }
 
 // ---- 5. observability ----
@@ -1070,7 +1293,8 @@ fn metrics_count_routes_and_decisions_in_prometheus_text_format() {
     let r = get(port, "/metrics");
     assert_eq!(r.status, 200);
     assert!(
-        r.header("content-type").is_some_and(|t| t.starts_with("text/plain")),
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
         "{:?}",
         r.header("content-type")
     );
@@ -1088,7 +1312,11 @@ fn metrics_count_routes_and_decisions_in_prometheus_text_format() {
         );
     }
     let decided: f64 = decisions.iter().map(|(_, _, v)| v).sum();
-    assert_eq!(decided, good.len() as f64, "decisions add up to the routes made:\n{text}");
+    assert_eq!(
+        decided,
+        good.len() as f64,
+        "decisions add up to the routes made:\n{text}"
+    );
     assert_eq!(
         sample(&text, "rulec_route_duration_seconds_count "),
         Some(calls as f64),
@@ -1103,14 +1331,16 @@ fn metrics_count_routes_and_decisions_in_prometheus_text_format() {
     let inf_bucket = samples
         .iter()
         .find(|(name, labels, _)| {
-            name == "rulec_route_duration_seconds_bucket" && labels.get("le").map(String::as_str) == Some("+Inf")
+            name == "rulec_route_duration_seconds_bucket"
+                && labels.get("le").map(String::as_str) == Some("+Inf")
         })
         .map(|(_, _, v)| *v);
     assert_eq!(inf_bucket, Some(calls as f64), "{text}");
 
     let hash = served_hash(port);
     assert!(
-        text.lines().any(|l| l.starts_with(&format!("rulec_bundle_info{{hash=\"{hash}\"}}"))),
+        text.lines()
+            .any(|l| l.starts_with(&format!("rulec_bundle_info{{hash=\"{hash}\"}}"))),
         "{text}"
     );
     for family in [
@@ -1123,8 +1353,14 @@ fn metrics_count_routes_and_decisions_in_prometheus_text_format() {
         "rulec_provider_healthy",
         "rulec_leases",
     ] {
-        assert!(text.contains(&format!("# HELP {family} ")), "no HELP for {family}");
-        assert!(text.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}"
+        );
     }
 }
 
@@ -1136,7 +1372,15 @@ fn the_prometheus_line_checker_accepts_good_lines_and_rejects_bad_ones() {
     assert_eq!(labels["y"], "q\"uo\\te");
     assert_eq!(parse_sample("plain 3").expect("no labels").2, 3.0);
     assert!(parse_sample(r#"h_bucket{le="+Inf"} +Inf"#).is_ok());
-    for bad in ["9lives 1", "x{a=1} 2", "x{a=\"1\" 2", "x 1 2 3", "x", "x{a=\"1\"}2", "x abc"] {
+    for bad in [
+        "9lives 1",
+        "x{a=1} 2",
+        "x{a=\"1\" 2",
+        "x 1 2 3",
+        "x",
+        "x{a=\"1\"}2",
+        "x abc",
+    ] {
         assert!(parse_sample(bad).is_err(), "{bad:?} should be refused");
     }
 }
@@ -1149,7 +1393,9 @@ fn sigterm_drains_and_exits_with_status_0() {
     let r = route(served.port, &json!({"task_type": "general"}));
     assert_eq!(r.status, 200, "{}", r.text());
     served.signal("TERM");
-    let exit = served.wait_exit(SETTLE).expect("the server exits after SIGTERM");
+    let exit = served
+        .wait_exit(SETTLE)
+        .expect("the server exits after SIGTERM");
     assert!(exit.success(), "exit status {exit:?}\n{}", served.stderr());
     assert!(
         served.wait_for_log("drain", SETTLE),
@@ -1159,13 +1405,55 @@ fn sigterm_drains_and_exits_with_status_0() {
 }
 
 #[test]
+fn sigterm_does_not_wait_past_the_drain_timeout_for_a_stalled_request() {
+    // the stalled body would hold the request for two minutes; the drain gives up first
+    let served = Served::start(
+        &[
+            EXAMPLE,
+            "--request-timeout",
+            "2m",
+            "--drain-timeout",
+            "300ms",
+        ],
+        &[],
+    );
+    let mut stalled = open(served.port);
+    let head = format!(
+        "POST /v1/route HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 100\r\n\r\n{{",
+        served.port
+    );
+    stalled
+        .write_all(head.as_bytes())
+        .expect("send the start of a request");
+    // connections are accepted in order: once a later one is answered, the stalled
+    // request is in the server's hands
+    assert_eq!(get(served.port, "/healthz").status, 200);
+    served.signal("TERM");
+    let exit = served
+        .wait_exit(SETTLE)
+        .unwrap_or_else(|| panic!("still running after SIGTERM\n{}", served.stderr()));
+    assert!(exit.success(), "{exit:?}\n{}", served.stderr());
+    assert!(
+        served.wait_for_log("drain timeout", SETTLE),
+        "the log says the drain timed out:\n{}",
+        served.stderr()
+    );
+    drop(stalled);
+}
+
+#[test]
 fn state_dir_saves_on_sigterm_and_restores_provider_health_on_start() {
     let dir = scratch("serve_api_state_dir");
     let state_dir = dir.join("state");
     let first = Served::start(&[EXAMPLE, "--state-dir", arg(&state_dir)], &[]);
-    assert_eq!(route(first.port, &json!({"task_type": "general"})).status, 200);
+    assert_eq!(
+        route(first.port, &json!({"task_type": "general"})).status,
+        200
+    );
     first.signal("TERM");
-    let exit = first.wait_exit(SETTLE).expect("the server exits after SIGTERM");
+    let exit = first
+        .wait_exit(SETTLE)
+        .expect("the server exits after SIGTERM");
     assert!(exit.success(), "{exit:?}\n{}", first.stderr());
     drop(first);
 
@@ -1177,7 +1465,8 @@ fn state_dir_saves_on_sigterm_and_restores_provider_health_on_start() {
     assert_eq!(saved["providers"]["openai"]["state"], "healthy", "{saved}");
 
     saved["providers"]["openai"]["state"] = json!("given_up");
-    fs::write(&file, serde_json::to_vec_pretty(&saved).expect("serialise")).expect("edit state.json");
+    fs::write(&file, serde_json::to_vec_pretty(&saved).expect("serialise"))
+        .expect("edit state.json");
 
     let second = Served::start(&[EXAMPLE, "--state-dir", arg(&state_dir)], &[]);
     let s = status(second.port);
@@ -1274,15 +1563,27 @@ fn a_watched_policy_folder_is_reloaded_when_changed_and_kept_when_broken() {
     );
 
     // a broken change: a model on a provider nobody declared
-    edit(&file, "provider: \"openai\"", "provider: \"openai_nowhere\"");
+    edit(
+        &file,
+        "provider: \"openai\"",
+        "provider: \"openai_nowhere\"",
+    );
     assert!(
         eventually(SETTLE, || !status(port)["last_refused_reload"].is_null()),
         "the broken folder was not looked at\n{}",
         served.stderr()
     );
     let s = status(port);
-    assert_eq!(s["last_refused_reload"]["source"], "file", "{}", s["last_refused_reload"]);
-    assert_eq!(s["bundle"]["hash"], changed.as_str(), "the last good bundle keeps serving");
+    assert_eq!(
+        s["last_refused_reload"]["source"], "file",
+        "{}",
+        s["last_refused_reload"]
+    );
+    assert_eq!(
+        s["bundle"]["hash"],
+        changed.as_str(),
+        "the last good bundle keeps serving"
+    );
     assert!(
         served.wait_for_log("reload refused", SETTLE),
         "{}",
@@ -1301,7 +1602,11 @@ fn a_watched_policy_folder_is_reloaded_when_changed_and_kept_when_broken() {
     );
     let m = metrics(port);
     let ok_reloads = |source: &str| {
-        sample(&m, &format!("rulec_reloads_total{{result=\"ok\",source=\"{source}\"}}")).unwrap_or(0.0)
+        sample(
+            &m,
+            &format!("rulec_reloads_total{{result=\"ok\",source=\"{source}\"}}"),
+        )
+        .unwrap_or(0.0)
     };
     assert!(ok_reloads("file") + ok_reloads("signal") >= 2.0, "{m}");
 }
@@ -1325,7 +1630,10 @@ fn sighup_reloads_an_unwatched_policy() {
         served.stderr()
     );
     assert_eq!(
-        sample(&metrics(port), "rulec_reloads_total{result=\"ok\",source=\"signal\"}"),
+        sample(
+            &metrics(port),
+            "rulec_reloads_total{result=\"ok\",source=\"signal\"}"
+        ),
         Some(1.0)
     );
     assert!(served.wait_for_log("SIGHUP", SETTLE), "{}", served.stderr());
