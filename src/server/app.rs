@@ -99,27 +99,13 @@ impl App {
     /// Re-reads PATH (`source` says why: `signal`, `file`) and swaps it in.
     pub async fn reload_path(&self, why: &'static str) -> Result<Reloaded, Refusal> {
         let path = self.config.source.clone();
-        let loaded = tokio::task::spawn_blocking(move || source::load(&path))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Refusal {
-                    message: format!("loading failed: {e}"),
-                    diagnostics: None,
-                })
-            });
+        let loaded = off_the_request_path(move || source::load(&path)).await;
         self.install(loaded, why).await
     }
 
     /// Swaps in a bundle given as bytes (the admin API).
     pub async fn reload_bytes(&self, bytes: bytes::Bytes) -> Result<Reloaded, Refusal> {
-        let loaded = tokio::task::spawn_blocking(move || source::from_bytes(&bytes))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Refusal {
-                    message: format!("loading failed: {e}"),
-                    diagnostics: None,
-                })
-            });
+        let loaded = off_the_request_path(move || source::from_bytes(&bytes)).await;
         self.install(loaded, "admin").await
     }
 
@@ -165,4 +151,17 @@ impl App {
             to,
         })
     }
+}
+
+/// Loading and compiling take milliseconds to seconds: never on a worker that
+/// answers requests.
+async fn off_the_request_path(
+    load: impl FnOnce() -> Result<Bundle, Refusal> + Send + 'static,
+) -> Result<Bundle, Refusal> {
+    tokio::task::spawn_blocking(load).await.unwrap_or_else(|e| {
+        Err(Refusal {
+            message: format!("loading failed: {e}"),
+            diagnostics: None,
+        })
+    })
 }
