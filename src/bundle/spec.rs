@@ -281,7 +281,10 @@ pub fn budgets(p: &Policy) -> Option<BudgetSpec> {
         max_daily_budget: c.max_daily_budget.as_ref().map(|v| v.value),
         quality_threshold: c.quality_threshold.as_ref().map(|v| v.value),
     };
-    (spec.max_cost_per_session.is_some() || spec.max_daily_budget.is_some()).then_some(spec)
+    (spec.max_cost_per_session.is_some()
+        || spec.max_daily_budget.is_some()
+        || spec.quality_threshold.is_some())
+    .then_some(spec)
 }
 
 pub fn channels(p: &Policy) -> Vec<ChannelSpec> {

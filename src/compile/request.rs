@@ -33,6 +33,9 @@ pub struct AttrSpec {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// for an enum: the capabilities a model needs to serve each value
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<(String, Vec<String>)>,
 }
 
 /// The attributes a request may carry, in slot order.
@@ -88,6 +91,12 @@ impl RequestSchema {
                     values,
                     min: a.min,
                     max: a.max,
+                    requires: a
+                        .requires
+                        .iter()
+                        .filter(|(_, caps)| !caps.is_empty())
+                        .cloned()
+                        .collect(),
                 }
             })
             .collect();

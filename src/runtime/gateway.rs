@@ -18,8 +18,8 @@ use crate::bundle::spec::{ModelSpec, PoolSpec};
 use crate::bundle::Bundle;
 use crate::compile::table::TargetKind;
 use crate::machines::{
-    failover, health, transition, Action, DowngradeTarget, Event, EventKind, Instance, Machine,
-    Metrics, Params, Switch, MAX_COUNTERS,
+    failover, health, transition, Action, Event, EventKind, Instance, Machine, Metrics, Params,
+    Switch, MAX_COUNTERS,
 };
 
 /// How many affinity pins, budget sessions and leases the server keeps at most.
@@ -47,6 +47,9 @@ impl Default for Limits {
 /// What outlives every bundle: counters, the cost window, budgets, leases.
 #[derive(Debug)]
 pub struct Shared {
+    /// this process's mark in decision ids (`d-BOOT-N`), so that an id from before a
+    /// restart, or from another replica, is never taken for one of this process's
+    pub boot: String,
     pub stats: Stats,
     pub window: Window,
     pub budgets: Budgets,
@@ -57,6 +60,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(limits: Limits) -> Arc<Shared> {
         Arc::new(Shared {
+            boot: boot_mark(),
             stats: Stats::default(),
             window: Window::new(limits.window_capacity),
             budgets: Budgets::new(limits.session_capacity),
@@ -64,6 +68,20 @@ impl Shared {
             limits,
         })
     }
+}
+
+/// Eight hex digits from the wall clock and the process id: different for every
+/// start of every replica in practice, and short enough to read.
+fn boot_mark() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // RandomState is seeded from the OS's randomness
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() as u32)
 }
 
 /// The last active or recovery check of a provider, for `/v1/status`.
@@ -177,6 +195,14 @@ pub struct Gateway {
     pub(super) stand_ins: Vec<Vec<Option<usize>>>,
     /// the position of the rule marked `fallback`
     pub(super) fallback_rule: Option<usize>,
+    /// per provider: no active checks (see [`active_checks`]); health comes from
+    /// reported outcomes
+    pub passive: Vec<bool>,
+}
+
+/// Whether the server can check a provider actively: plain HTTP endpoints for now.
+pub fn active_checks(p: &crate::bundle::spec::ProviderSpec) -> bool {
+    p.base_url.starts_with("http://")
 }
 
 /// Interned names, so that leases and decisions share instead of allocating.
@@ -420,6 +446,7 @@ impl Gateway {
             })
             .collect();
         let fallback_rule = c.table.rules.iter().position(|r| r.fallback);
+        let passive = c.providers.iter().map(|p| !active_checks(p)).collect();
         Gateway {
             bundle: Arc::new(bundle),
             shared,
@@ -443,6 +470,7 @@ impl Gateway {
             fallbacks_by_weight,
             stand_ins,
             fallback_rule,
+            passive,
         }
     }
 
@@ -518,26 +546,42 @@ impl Gateway {
             Event::new(kind, now_ms),
             reason,
         );
+        self.sync_healthy(p);
         let mut effects = Vec::new();
         for a in actions {
             match a {
-                Action::MarkUnhealthy => {
-                    self.providers[p].healthy.store(false, Ordering::Release);
-                    if self.primary == Some(p) {
-                        self.failover_event(EventKind::PrimaryDown, now_ms, reason);
-                    }
+                Action::MarkUnhealthy if self.primary == Some(p) => {
+                    self.failover_event(EventKind::PrimaryDown, now_ms, reason);
                 }
-                Action::MarkHealthy => {
-                    self.providers[p].healthy.store(true, Ordering::Release);
-                    if self.primary == Some(p) {
-                        self.failover_event(EventKind::PrimaryUp, now_ms, reason);
-                    }
+                Action::MarkHealthy if self.primary == Some(p) => {
+                    self.failover_event(EventKind::PrimaryUp, now_ms, reason);
                 }
+                Action::MarkUnhealthy | Action::MarkHealthy => {}
+                // a provider that cannot be checked actively is probed by traffic: it
+                // takes requests while `probing`, and the next reported outcome decides
+                Action::Probe if self.passive[p] => tracing::info!(
+                    bundle = %self.bundle.hash,
+                    provider = %self.providers[p].name,
+                    "half-open: letting traffic try the provider; the next reported outcome decides"
+                ),
                 Action::Probe => effects.push(Effect::Probe(p)),
                 other => self.act(&other, machine, reason),
             }
         }
         effects
+    }
+
+    /// The provider takes traffic when healthy, or while a passive provider is
+    /// half-open (`probing`).
+    pub fn sync_healthy(&self, p: usize) {
+        let state = lock(&self.providers[p].instance).state;
+        let up = state == health::HEALTHY || (state == health::PROBING && self.passive[p]);
+        self.providers[p].healthy.store(up, Ordering::Release);
+    }
+
+    /// A passive provider in `probing`: its traffic is the probe.
+    pub fn half_open(&self, p: usize) -> bool {
+        self.passive[p] && lock(&self.providers[p].instance).state == health::PROBING
     }
 
     /// Offers an event to the failover machine and carries out its actions.
@@ -717,13 +761,6 @@ impl Gateway {
             .iter()
             .filter_map(|c| c.switch().map(|s| (c.machine.clone(), s)))
             .collect()
-    }
-
-    pub(super) fn downgrade_of(&self, model: usize, to: &DowngradeTarget) -> Option<usize> {
-        match to {
-            DowngradeTarget::NextCheaper => self.next_cheaper.get(model).copied().flatten(),
-            DowngradeTarget::Model(name) => self.model(name),
-        }
     }
 
     /// Whether the failover machine routes the primary's traffic to the fallbacks.

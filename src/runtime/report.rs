@@ -110,14 +110,19 @@ impl Gateway {
 
         let lease = match &report.decision_id {
             Some(id) => {
-                let n = id
+                let (boot, n) = id
                     .strip_prefix("d-")
-                    .and_then(|n| n.parse::<u64>().ok())
+                    .and_then(|rest| rest.split_once('-'))
+                    .and_then(|(boot, n)| Some((boot, n.parse::<u64>().ok()?)))
                     .ok_or_else(|| {
-                        bad(format!("`{id}` is not a decision id"))
-                            .help("decision ids look like `d-42`, as `/v1/route` returned them")
+                        bad(format!("`{id}` is not a decision id")).help(
+                            "decision ids look like `d-1f3a9c0e-42`, as `/v1/route` returned them",
+                        )
                     })?;
-                let lease = self.shared.leases.end(n);
+                // an id of another process (before a restart, another replica) is not ours
+                let lease = (boot == self.shared.boot)
+                    .then(|| self.shared.leases.end(n))
+                    .flatten();
                 if lease.is_none() && report.model.is_none() {
                     return Err(RouteError::new(
                         404,
@@ -171,8 +176,17 @@ impl Gateway {
         });
         let mut effects = Vec::new();
         if let Some(p) = provider {
+            let half_open = self.half_open(p);
             let (kind, reason) = match (counts_against, report.error.as_deref()) {
+                (None, _) if half_open => (
+                    Some(EventKind::ProbeOk),
+                    "half-open: a reported success".to_string(),
+                ),
                 (None, _) => (Some(EventKind::Success), "reported success".to_string()),
+                (Some(true), Some(k)) if half_open => (
+                    Some(EventKind::ProbeFailed),
+                    format!("half-open: a reported error: {k}"),
+                ),
                 (Some(true), Some(k)) => (Some(EventKind::Failure), format!("reported error: {k}")),
                 _ => (None, String::new()),
             };

@@ -16,7 +16,7 @@ use super::stats::lock;
 use crate::compile::request::RequestError;
 use crate::compile::table::TargetKind;
 use crate::compile::value::Scalar;
-use crate::machines::Switch;
+use crate::machines::{DowngradeTarget, Switch};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleRef<'g> {
@@ -150,6 +150,7 @@ impl Gateway {
                 Some(Scalar::Str(s)) => Some(s.as_str()),
                 _ => None,
             });
+        let needs = self.needs(&request.values);
         let target = self.targets[rule as usize].ok_or_else(|| {
             RouteError::new(
                 500,
@@ -172,12 +173,14 @@ impl Gateway {
         let picked = model;
         let pinned = adjustments.len() > before;
 
-        self.apply_budget(&mut model, session, wall_ms, &mut adjustments);
+        self.apply_budget(&mut model, session, wall_ms, &needs, &mut adjustments);
         let mut switch_provider = false;
         for (machine, switch) in self.active_switches() {
             let to = match &switch {
-                Switch::Downgrade { to } => self.downgrade_of(model, to),
-                Switch::FallbackFast { model } => self.model(model),
+                Switch::Downgrade { to } => self.downgrade_of(model, to, &needs),
+                Switch::FallbackFast { model } => {
+                    self.model(model).filter(|&m| self.usable(m, &needs))
+                }
                 Switch::SwitchProvider => {
                     switch_provider = true;
                     None
@@ -199,9 +202,10 @@ impl Gateway {
         }
         let mut timeout_ms = None;
         if let Some(primary) = self.primary.filter(|&p| self.provider_of(model) == Some(p)) {
-            let failed_over = self.failed_over();
+            // a half-open primary takes the traffic that will tell whether it is back
+            let failed_over = self.failed_over() && !self.half_open(primary);
             if failed_over || switch_provider {
-                if let Some((to, t)) = self.failover_target(model) {
+                if let Some((to, t)) = self.failover_target(model, &needs) {
                     let (kind, reason) = if failed_over {
                         (
                             "failover",
@@ -228,7 +232,14 @@ impl Gateway {
             pool: pool.filter(|_| model == picked),
             timeout_ms,
         };
-        let mut chain = self.chain(model, pool, rule);
+        let mut origins = vec![model];
+        if picked != model {
+            origins.push(picked);
+        }
+        if let Some(p) = pool {
+            origins.extend(self.members_by_weight[p].iter().copied());
+        }
+        let mut chain = self.chain(&origins, pool, rule, &needs);
 
         let mut chosen = first;
         if !self.model_available(model) {
@@ -247,7 +258,10 @@ impl Gateway {
                     kind: "all_unhealthy",
                     from: self.names.models[model].to_string(),
                     to: self.names.models[model].to_string(),
-                    reason: "no healthy alternative: answering with the table's choice".into(),
+                    reason: format!(
+                        "{}, and no model of the fallback chain can serve the request",
+                        self.unavailable_reason(model)
+                    ),
                 }),
             }
         }
@@ -277,7 +291,7 @@ impl Gateway {
         }
         let spec = &c.models[chosen.model];
         Ok(Decision {
-            decision_id: format!("d-{id}"),
+            decision_id: format!("d-{}-{id}", self.shared.boot),
             model: &spec.name,
             model_id: &spec.model,
             provider: &spec.provider,
@@ -344,88 +358,152 @@ impl Gateway {
     }
 
     /// Budgets: a spent daily or session budget moves the model down the price ladder
-    /// to the cheapest model that still meets the quality floor.
+    /// to the cheapest model that can serve the request and meets the quality floor.
     fn apply_budget(
         &self,
         model: &mut usize,
         session: Option<&str>,
         wall_ms: u64,
+        needs: &[&str],
         adj: &mut Vec<Adjustment>,
     ) {
         let Some(b) = &self.bundle.content.budgets else {
             return;
         };
         let budgets = &self.shared.budgets;
-        let reason = if b
-            .max_daily_budget
-            .is_some_and(|max| budgets.today(wall_ms) >= max)
-        {
-            format!(
-                "the daily budget of ${} is spent",
-                b.max_daily_budget.unwrap_or(0.0)
-            )
-        } else if let (Some(max), Some(s)) = (b.max_cost_per_session, session) {
-            if budgets.session(s) >= max {
+        let reason = match (b.max_daily_budget, b.max_cost_per_session, session) {
+            (Some(max), _, _) if budgets.today(wall_ms) >= max => {
+                format!("the daily budget of ${max} is spent")
+            }
+            (_, Some(max), Some(s)) if budgets.session(s) >= max => {
                 format!("session `{s}` has spent its budget of ${max}")
-            } else {
-                return;
             }
-        } else {
-            return;
+            _ => return,
         };
-        let floor = b.quality_threshold.unwrap_or(f64::NEG_INFINITY);
-        let mut to = *model;
-        while let Some(next) = self.next_cheaper.get(to).copied().flatten() {
-            if self.models()[next].quality.unwrap_or(f64::INFINITY) < floor {
-                break;
-            }
-            to = next;
-        }
-        if to != *model {
+        if let Some(to) = self.cheaper(*model, needs, true).last().copied() {
             adj.push(self.adjust("budget", *model, to, reason));
             *model = to;
+        }
+    }
+
+    /// The models below `model` on the price ladder that can serve the request
+    /// (capabilities, health), cheapest last; with `floor`, only down to the quality
+    /// threshold.
+    fn cheaper(&self, model: usize, needs: &[&str], floor: bool) -> Vec<usize> {
+        let min_quality = self
+            .bundle
+            .content
+            .budgets
+            .as_ref()
+            .and_then(|b| b.quality_threshold)
+            .filter(|_| floor)
+            .unwrap_or(f64::NEG_INFINITY);
+        let mut out = Vec::new();
+        let mut at = model;
+        while let Some(next) = self.next_cheaper.get(at).copied().flatten() {
+            if next == model || out.contains(&next) {
+                break;
+            }
+            if self.models()[next].quality.unwrap_or(f64::INFINITY) < min_quality {
+                break;
+            }
+            if self.usable(next, needs) {
+                out.push(next);
+            }
+            at = next;
+        }
+        out
+    }
+
+    /// A model can take this request: available, with every capability it needs.
+    pub(super) fn usable(&self, m: usize, needs: &[&str]) -> bool {
+        self.model_available(m) && self.fits(m, needs)
+    }
+
+    fn fits(&self, m: usize, needs: &[&str]) -> bool {
+        let caps = &self.models()[m].capabilities;
+        needs.iter().all(|n| caps.iter().any(|c| c == n))
+    }
+
+    /// The capabilities the request's values require (`requires` in the schema).
+    fn needs<'a>(&'a self, values: &[Option<Scalar>]) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        for (slot, spec) in self.bundle.content.schema.attributes.iter().enumerate() {
+            if spec.requires.is_empty() {
+                continue;
+            }
+            if let Some(Some(Scalar::Str(v))) = values.get(slot) {
+                if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
+                    out.extend(caps.iter().map(String::as_str));
+                }
+            }
+        }
+        out
+    }
+
+    /// Where a switched cost window's downgrade goes: the next cheaper model that can
+    /// serve the request (above the quality floor), or the model the policy names.
+    fn downgrade_of(&self, model: usize, to: &DowngradeTarget, needs: &[&str]) -> Option<usize> {
+        match to {
+            DowngradeTarget::NextCheaper => self.cheaper(model, needs, true).first().copied(),
+            DowngradeTarget::Model(name) => self.model(name).filter(|&m| self.usable(m, needs)),
         }
     }
 
     /// The model on a failover fallback provider that stands in for `model`: a
     /// provider picked by weighted round-robin over the healthy fallbacks, and its
     /// model closest to the original.
-    fn failover_target(&self, model: usize) -> Option<(usize, u64)> {
+    fn failover_target(&self, model: usize, needs: &[&str]) -> Option<(usize, u64)> {
         let f = self.bundle.content.failover.as_ref()?;
         let live = self.failover.as_ref()?;
         let stand_ins = self.stand_ins.get(model)?;
         let i =
-            lock(&live.balancer).pick(|i| stand_ins[i].is_some_and(|m| self.model_available(m)))?;
+            lock(&live.balancer).pick(|i| stand_ins[i].is_some_and(|m| self.usable(m, needs)))?;
         Some((stand_ins[i]?, f.fallbacks[i].timeout_ms))
     }
 
-    /// The ordered fallback chain for `model`: the pool's other members by weight,
-    /// then stand-ins on the failover fallbacks (when `model` runs on the primary),
-    /// then the policy's fallback rule; only models that can take traffic, each once.
-    fn chain(&self, model: usize, pool: Option<usize>, rule: u32) -> Vec<Candidate> {
+    /// The ordered fallback chain: for each origin (the answer, then the model the
+    /// table picked, then the pool's other members) the pool's members by weight and
+    /// the origin's stand-ins on the failover fallbacks (when it runs on the primary);
+    /// then the policy's fallback rule. Only models that can serve the request, each
+    /// once, never the answer itself.
+    fn chain(
+        &self,
+        origins: &[usize],
+        pool: Option<usize>,
+        rule: u32,
+        needs: &[&str],
+    ) -> Vec<Candidate> {
+        let answer = origins[0];
         let mut out: Vec<Candidate> = Vec::new();
-        let push = |out: &mut Vec<Candidate>, model_: usize, pool: Option<usize>, timeout_ms| {
-            if model_ != model
-                && self.model_available(model_)
-                && !out.iter().any(|x| x.model == model_)
+        let push = |out: &mut Vec<Candidate>, model: usize, pool: Option<usize>, timeout_ms| {
+            if model != answer && self.usable(model, needs) && !out.iter().any(|x| x.model == model)
             {
                 out.push(Candidate {
-                    model: model_,
+                    model,
                     pool,
                     timeout_ms,
                 });
             }
         };
-        if let Some(p) = pool {
-            for &m in &self.members_by_weight[p] {
-                push(&mut out, m, Some(p), None);
+        let member_of = |m: usize| pool.filter(|&p| self.members[p].contains(&Some(m)));
+        for (k, &origin) in origins.iter().enumerate() {
+            if k > 0 {
+                push(&mut out, origin, member_of(origin), None);
             }
-        }
-        if let (Some(primary), Some(f)) = (self.primary, &self.bundle.content.failover) {
-            if self.provider_of(model) == Some(primary) {
-                for &i in &self.fallbacks_by_weight {
-                    if let Some(m) = self.stand_ins[model][i] {
-                        push(&mut out, m, None, Some(f.fallbacks[i].timeout_ms));
+            if k == 0 {
+                if let Some(p) = pool {
+                    for &m in &self.members_by_weight[p] {
+                        push(&mut out, m, Some(p), None);
+                    }
+                }
+            }
+            if let (Some(primary), Some(f)) = (self.primary, &self.bundle.content.failover) {
+                if self.provider_of(origin) == Some(primary) {
+                    for &i in &self.fallbacks_by_weight {
+                        if let Some(m) = self.stand_ins[origin][i] {
+                            push(&mut out, m, None, Some(f.fallbacks[i].timeout_ms));
+                        }
                     }
                 }
             }
@@ -506,12 +584,26 @@ impl Gateway {
             i += 1;
         }
         let name = pool_name(&first).to_string();
+        let tried: Vec<String> = chain
+            .iter()
+            .filter(|c| !(c.pool.is_some() && c.pool == full))
+            .map(|c| format!("`{}`", self.names.models[c.model]))
+            .collect();
+        let rest = if tried.is_empty() {
+            "the fallback chain has no model outside the pool that can serve the request"
+                .to_string()
+        } else {
+            format!(
+                "no model of the fallback chain has room ({})",
+                tried.join(", ")
+            )
+        };
         Err(RouteError {
             retry_after: Some(1),
             ..RouteError::new(
                 503,
                 "pool_full",
-                format!("pool `{name}` has all its slots in use and no fallback has room"),
+                format!("pool `{name}` has all its slots in use, and {rest}"),
             )
             .help("retry after a second; raise `max_concurrent` if this happens under normal load")
         })

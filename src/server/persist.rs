@@ -159,8 +159,8 @@ pub fn restore(g: &Gateway, saved: &Saved, now_ms: u64) -> usize {
             state
         };
         inst.timer_at_ms = (inst.state == health::UNHEALTHY).then_some(now_ms);
-        live.healthy
-            .store(inst.state == health::HEALTHY, Ordering::Release);
+        drop(inst);
+        g.sync_healthy(p);
         n += 1;
     }
     for (m, live) in g.bundle.content.machines.cost_windows.iter().zip(&g.cost) {

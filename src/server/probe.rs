@@ -34,7 +34,7 @@ pub fn url(p: &ProviderSpec) -> String {
 
 /// Whether this build can check the provider actively (plain HTTP only, for now).
 pub fn checkable(p: &ProviderSpec) -> bool {
-    p.base_url.starts_with("http://")
+    crate::runtime::gateway::active_checks(p)
 }
 
 /// Sends one check. `Ok` with a description on a 2xx answer, `Err` with the reason.

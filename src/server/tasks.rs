@@ -52,16 +52,7 @@ fn spawn_probe(
                 _ => None,
             })
             .unwrap_or(health::DEFAULT_CHECK_TIMEOUT_MS);
-        let result = if probe::checkable(&spec) {
-            probe::check(&client(), &spec, Duration::from_millis(timeout.max(1))).await
-        } else {
-            // no active check possible: a recovery lets traffic try again (half-open),
-            // and reported outcomes decide from there
-            Ok(format!(
-                "`{}` cannot be checked actively (https); letting traffic try again",
-                spec.base_url
-            ))
-        };
+        let result = probe::check(&client(), &spec, Duration::from_millis(timeout.max(1))).await;
         // the answer goes to the gateway in use now, which may be a newer one
         let gateway = app.gateway();
         if let Some(p) = gateway.providers.iter().position(|x| x.name == provider) {

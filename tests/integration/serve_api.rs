@@ -884,7 +884,7 @@ fn reports_are_validated_and_release_a_decision_exactly_once() {
     let unknown = assert_error(
         &report(
             port,
-            &json!({"decision_id": "d-987654", "outcome": "success"}),
+            &json!({"decision_id": "d-00000000-987654", "outcome": "success"}),
         ),
         404,
         "unknown_decision",

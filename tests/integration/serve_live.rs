@@ -667,3 +667,53 @@ fn live_state_carries_over_a_reload() {
         assert_eq!(again["model"], pinned["model"], "the pin was lost: {again}");
     }
 }
+
+fn provider(port: u16, name: &str) -> Value {
+    status(port)["providers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes() {
+    let l = live("serve-half-open");
+    // gamma behind https: no active checks, health comes from reports
+    let text = std::fs::read_to_string(&l.policy).expect("policy").replace(
+        &format!("http://127.0.0.1:{}/v1", l.gamma.port),
+        "https://gamma.example/v1",
+    );
+    std::fs::write(&l.policy, text).expect("write");
+    let s = Served::start(&[path(&l.policy)], &[]);
+    let error = json!({"model": "small", "outcome": "error", "error": "server_error"});
+    for _ in 0..3 {
+        assert_eq!(post_json(s.port, "/v1/report", &error).status, 200);
+    }
+    assert_eq!(provider(s.port, "gamma")["state"], "unhealthy");
+    assert_eq!(provider(s.port, "gamma")["healthy"], false);
+    // after the 300 ms backoff it is half-open: it takes traffic again
+    assert!(eventually(PATIENCE, || provider(s.port, "gamma")["state"] == "probing"));
+    assert_eq!(provider(s.port, "gamma")["healthy"], true);
+    // one reported error while half-open sends it back, counted as a failed probe
+    assert_eq!(post_json(s.port, "/v1/report", &error).status, 200);
+    let g = provider(s.port, "gamma");
+    assert_eq!(
+        (g["state"].as_str(), g["failed_probes"].as_u64()),
+        (Some("unhealthy"), Some(1)),
+        "{g}"
+    );
+    assert!(eventually(PATIENCE, || provider(s.port, "gamma")["state"] == "probing"));
+    let ok = json!({"model": "small", "outcome": "success", "latency_ms": 300});
+    assert_eq!(post_json(s.port, "/v1/report", &ok).status, 200);
+    let g = provider(s.port, "gamma");
+    assert_eq!(
+        (g["state"].as_str(), g["healthy"].as_bool()),
+        (Some("healthy"), Some(true)),
+        "{g}"
+    );
+    assert!(
+        l.gamma.hits().is_empty(),
+        "an https provider was probed over http"
+    );
+}
