@@ -30,6 +30,9 @@ pub struct Args {
     /// How long SIGTERM waits for requests in flight before closing connections.
     #[arg(long, default_value = "10s", value_parser = duration)]
     drain_timeout: Duration,
+    /// After SIGTERM, how long connections are still accepted while /readyz answers 503.
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    shutdown_delay: Duration,
     /// How often PATH is checked for changes; `0s` turns watching off.
     #[arg(long, default_value = "1s", value_parser = duration)]
     watch_interval: Duration,
@@ -72,14 +75,23 @@ fn init_logging(format: LogFormat) {
 
 pub fn run(args: Args) -> ExitCode {
     init_logging(args.log_format);
-    let bundle = match source::load(&args.path) {
-        Ok(b) => b,
+    let bundle = match source::load_counting_warnings(&args.path) {
+        Ok((bundle, warnings)) => {
+            if warnings > 0 {
+                tracing::warn!(
+                    "the policy has {warnings} warning{}; `rulec check {}` shows them",
+                    if warnings == 1 { "" } else { "s" },
+                    args.path.display()
+                );
+            }
+            bundle
+        }
         Err(refusal) => {
             if let Some(d) = &refusal.diagnostics {
                 eprint!("{d}");
             }
             eprintln!("error: {}; not serving", refusal.message);
-            return ExitCode::from(1);
+            return ExitCode::from(if refusal.io { 2 } else { 1 });
         }
     };
     let admin_token = std::env::var(ADMIN_TOKEN_ENV)
@@ -97,6 +109,7 @@ pub fn run(args: Args) -> ExitCode {
         max_body: args.max_body,
         max_bundle: 256 * 1024 * 1024,
         drain_timeout: args.drain_timeout,
+        shutdown_delay: args.shutdown_delay,
         watch_interval: (!args.watch_interval.is_zero()).then_some(args.watch_interval),
         limits: Limits {
             lease_ttl_ms: args.lease_timeout.as_millis() as u64,

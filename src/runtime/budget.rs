@@ -80,6 +80,13 @@ impl Budgets {
         }
     }
 
+    /// Forgets all spending (an operator's reset); returns what today's total was.
+    pub fn reset(&self) -> f64 {
+        let before = std::mem::replace(&mut *lock(&self.daily), (0, 0.0)).1;
+        *lock(&self.sessions) = Sessions::default();
+        before
+    }
+
     pub fn day(&self) -> (u64, f64) {
         *lock(&self.daily)
     }

@@ -660,7 +660,13 @@ impl Gateway {
                 self.failover_event(EventKind::Tick, now_ms, "drill length elapsed");
             }
         }
-        self.shared.leases.expire(now_ms);
+        let expired = self.shared.leases.expire(now_ms);
+        if expired > 0 {
+            self.shared
+                .stats
+                .leases_expired
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
         effects
     }
 

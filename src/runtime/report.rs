@@ -56,11 +56,22 @@ fn bad(message: impl Into<String>) -> RouteError {
     RouteError::new(400, "invalid_report", message)
 }
 
-fn non_negative(v: Option<f64>, field: &str) -> Result<(), RouteError> {
+/// The largest values one report may carry: beyond these a number is a unit mistake
+/// (cents for dollars, microseconds for milliseconds) or garbage, and taking it would
+/// spend a day's budget or switch a cost window on one report.
+pub const MAX_COST: f64 = 1_000.0;
+pub const MAX_TOKENS: f64 = 100_000_000.0;
+pub const MAX_LATENCY_MS: f64 = 86_400_000.0;
+
+fn plausible(v: Option<f64>, field: &str, max: f64, unit: &str) -> Result<(), RouteError> {
     match v {
         Some(x) if !x.is_finite() || x < 0.0 => Err(bad(format!(
             "`{field}` must be a non-negative number, not {x}"
         ))),
+        Some(x) if x > max => Err(bad(format!(
+            "`{field}` of {x} {unit} for one call is not plausible (at most {max})"
+        ))
+        .help(format!("`{field}` is in {unit}"))),
         _ => Ok(()),
     }
 }
@@ -104,9 +115,14 @@ impl Gateway {
                     .help("the outcomes are `success` and `error`"))
             }
         };
-        non_negative(report.latency_ms, "latency_ms")?;
-        non_negative(report.tokens, "tokens")?;
-        non_negative(report.cost, "cost")?;
+        plausible(
+            report.latency_ms,
+            "latency_ms",
+            MAX_LATENCY_MS,
+            "milliseconds",
+        )?;
+        plausible(report.tokens, "tokens", MAX_TOKENS, "tokens")?;
+        plausible(report.cost, "cost", MAX_COST, "dollars")?;
 
         let lease = match &report.decision_id {
             Some(id) => {

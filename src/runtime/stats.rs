@@ -133,6 +133,7 @@ pub struct Stats {
     /// call latencies as reported, per model
     pub call_seconds: Mutex<BTreeMap<String, Arc<Histogram>>>,
     pub leases_evicted: AtomicU64,
+    pub leases_expired: AtomicU64,
 }
 
 impl Default for Stats {
@@ -151,6 +152,7 @@ impl Default for Stats {
             route_seconds: Histogram::new(&ROUTE_BUCKETS),
             call_seconds: Mutex::new(BTreeMap::new()),
             leases_evicted: AtomicU64::new(0),
+            leases_expired: AtomicU64::new(0),
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Config {
     pub max_bundle: usize,
     /// how long SIGTERM waits for requests in flight
     pub drain_timeout: Duration,
+    /// after SIGTERM, how long the server keeps accepting while `/readyz` says 503,
+    /// so that load balancers stop sending before connections are refused
+    pub shutdown_delay: Duration,
     /// how often PATH is looked at for changes; `None` turns watching off
     pub watch_interval: Option<Duration>,
     pub limits: crate::runtime::gateway::Limits,
@@ -50,6 +53,8 @@ pub struct App {
     pub loaded_at_ms: Mutex<u64>,
     /// one reload at a time, so that live state carries over from the gateway in use
     reloading: tokio::sync::Mutex<()>,
+    /// the bundle in use came from `PUT /admin/bundle`, not from PATH
+    pub from_admin: AtomicBool,
 }
 
 /// The outcome of a reload that was not refused.
@@ -72,6 +77,7 @@ impl App {
             last_refusal: Mutex::new(None),
             loaded_at_ms: Mutex::new(0),
             reloading: tokio::sync::Mutex::new(()),
+            from_admin: AtomicBool::new(false),
         })
     }
 
@@ -120,11 +126,13 @@ impl App {
             Ok(b) => b,
             Err(refusal) => {
                 stats.reloads.inc(&["refused", why]);
+                // one line for log shippers; the diagnostics are in /v1/status
                 tracing::error!(
                     source = why,
                     serving = %self.gateway().hash(),
-                    error = %refusal,
-                    "reload refused; the bundle in use keeps serving"
+                    error = %refusal.message,
+                    diagnostics = refusal.diagnostics.as_ref().map_or(0, |d| d.lines().count()),
+                    "reload refused; the bundle in use keeps serving (GET /v1/status shows why)"
                 );
                 *lock(&self.last_refusal) = Some(RefusedReload {
                     at_ms: self.now_ms(),
@@ -140,6 +148,16 @@ impl App {
             tracing::info!(source = why, bundle = %bundle.hash, "reload: bundle unchanged");
             return Ok(Reloaded::Unchanged(bundle.hash));
         }
+        let admin = why == "admin";
+        if !admin && self.from_admin.load(Ordering::Acquire) {
+            tracing::warn!(
+                source = why,
+                replaced = %old.hash(),
+                "the bundle pushed through the admin API is replaced by {}",
+                self.config.source.display()
+            );
+        }
+        self.from_admin.store(admin, Ordering::Release);
         let next = Arc::new(Gateway::new(bundle, Some(&old), Arc::clone(&self.shared)));
         let to = next.hash().to_string();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
@@ -161,6 +179,7 @@ async fn off_the_request_path(
     tokio::task::spawn_blocking(load).await.unwrap_or_else(|e| {
         Err(Refusal {
             message: format!("loading failed: {e}"),
+            io: false,
             diagnostics: None,
         })
     })

@@ -39,6 +39,7 @@ pub async fn handle(
             }
         }
         (&Method::PUT, "/admin/bundle") => admin_bundle(&app, req).await,
+        (&Method::POST, "/admin/budgets/reset") => admin_budgets(&app, req),
         (&Method::POST, p) if reset_target(p).is_some() => {
             let name = reset_target(p).unwrap_or_default().to_string();
             admin_reset(&app, req, &name)
@@ -57,7 +58,7 @@ pub async fn handle(
         }
         _ => error(
             &RouteError::new(404, "not_found", format!("no endpoint `{path}`"))
-                .help("the endpoints are POST /v1/route, POST /v1/report, GET /v1/status, GET /metrics, GET /healthz, GET /readyz, PUT /admin/bundle"),
+                .help("the endpoints are POST /v1/route, POST /v1/report, GET /v1/status, GET /metrics, GET /healthz, GET /readyz, PUT /admin/bundle, POST /admin/providers/NAME/reset, POST /admin/budgets/reset"),
         ),
     };
     Ok(reply)
@@ -69,6 +70,7 @@ fn allowed(path: &str) -> Option<&'static str> {
         "/v1/route" | "/v1/report" => "POST",
         "/v1/status" | "/metrics" | "/healthz" | "/readyz" => "GET",
         "/admin/bundle" => "PUT",
+        "/admin/budgets/reset" => "POST",
         p if reset_target(p).is_some() => "POST",
         _ => return None,
     })
@@ -127,7 +129,11 @@ fn authorised(app: &App, req: &Request<Incoming>) -> Result<(), RouteError> {
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // the scheme's name is case-insensitive (RFC 9110)
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
         .unwrap_or("");
     // compare every byte, so the time taken does not tell how much matched
     let same = given.len() == token.len()
@@ -140,7 +146,7 @@ fn authorised(app: &App, req: &Request<Incoming>) -> Result<(), RouteError> {
         Ok(())
     } else {
         Err(
-            RouteError::new(401, "unauthorised", "missing or wrong admin token")
+            RouteError::new(401, "unauthorized", "missing or wrong admin token")
                 .help("send `Authorization: Bearer <the value of RULEC_ADMIN_TOKEN>`"),
         )
     }
@@ -159,9 +165,10 @@ async fn admin_bundle(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             StatusCode::OK,
             &json!({"bundle": to, "previous": from, "changed": true}),
         ),
-        Ok(Reloaded::Unchanged(hash)) => {
-            json_reply(StatusCode::OK, &json!({"bundle": hash, "changed": false}))
-        }
+        Ok(Reloaded::Unchanged(hash)) => json_reply(
+            StatusCode::OK,
+            &json!({"bundle": hash, "previous": hash, "changed": false}),
+        ),
         Err(refusal) => error(
             &RouteError::new(422, "bundle_refused", refusal.message).help(format!(
                 "the server keeps serving {}; compile the policy again with `rulec compile`",
@@ -193,6 +200,19 @@ fn admin_reset(app: &Arc<App>, req: Request<Incoming>, name: &str) -> Reply {
     json_reply(
         StatusCode::OK,
         &json!({"provider": name, "healthy": gateway.provider_healthy(p)}),
+    )
+}
+
+fn admin_budgets(app: &Arc<App>, req: Request<Incoming>) -> Reply {
+    if let Err(e) = authorised(app, &req) {
+        return error(&e);
+    }
+    let gateway = app.gateway();
+    let spent = gateway.shared.budgets.reset();
+    tracing::warn!(daily_spent = spent, "operator reset of the budgets");
+    json_reply(
+        StatusCode::OK,
+        &json!({"reset": true, "daily_spent_before": spent}),
     )
 }
 

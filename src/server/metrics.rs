@@ -275,5 +275,16 @@ pub fn render(app: &App) -> String {
         &[],
         s.leases_evicted.load(Ordering::Relaxed) as f64,
     );
+    o.head(
+        "rulec_leases_expired_total",
+        "counter",
+        "unreported decisions whose lease ran out (their pool slot was given back)",
+    );
+    o.sample::<&str>(
+        "rulec_leases_expired_total",
+        &[],
+        &[],
+        s.leases_expired.load(Ordering::Relaxed) as f64,
+    );
     o.0
 }

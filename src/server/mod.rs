@@ -68,6 +68,7 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
     }
 
     let graceful = GracefulShutdown::new();
+    let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -91,12 +92,12 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = term.recv() => { tracing::info!("SIGTERM: draining"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: draining"); break; }
+            _ = term.recv(), if stop_at.is_none() => stop_at = Some(begin_shutdown(&app, "SIGTERM")),
+            _ = int.recv(), if stop_at.is_none() => stop_at = Some(begin_shutdown(&app, "SIGINT")),
+            _ = until(stop_at) => break,
         }
     }
-    app.draining
-        .store(true, std::sync::atomic::Ordering::Release);
+    tracing::info!("draining: no new connections");
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("drained: every request in flight finished"),
@@ -112,4 +113,25 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// SIGTERM: `/readyz` turns 503 at once; connections are still taken for the
+/// shutdown delay, then the drain begins.
+fn begin_shutdown(app: &App, signal: &str) -> tokio::time::Instant {
+    app.draining
+        .store(true, std::sync::atomic::Ordering::Release);
+    let delay = app.config.shutdown_delay;
+    tracing::info!(
+        delay_ms = delay.as_millis() as u64,
+        "{signal}: /readyz answers 503; draining after the shutdown delay"
+    );
+    tokio::time::Instant::now() + delay
+}
+
+/// Completes at `at`, never when there is none.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

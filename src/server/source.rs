@@ -13,6 +13,8 @@ use crate::driver::{self, Options};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
     pub message: String,
+    /// the file could not be read at all (exit code 2, like `rulec check`)
+    pub io: bool,
     /// the policy's diagnostics as `rulec check` prints them, when there are any
     pub diagnostics: Option<String>,
 }
@@ -39,27 +41,31 @@ pub fn looks_like_bundle(bytes: &[u8]) -> bool {
 pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, Refusal> {
     Bundle::load(bytes).map_err(|e| Refusal {
         message: format!("bundle refused: {e}"),
+        io: false,
         diagnostics: None,
     })
 }
 
 /// Loads PATH: a bundle file, or a policy file or folder.
 pub fn load(path: &Path) -> Result<Bundle, Refusal> {
-    let io = |e: std::io::Error| Refusal {
+    load_counting_warnings(path).map(|(bundle, _)| bundle)
+}
+
+/// [`load`], and how many warnings the policy has (0 for a bundle).
+pub fn load_counting_warnings(path: &Path) -> Result<(Bundle, usize), Refusal> {
+    let io = |e: &dyn std::fmt::Display| Refusal {
         message: format!("cannot read `{}`: {e}", path.display()),
+        io: true,
         diagnostics: None,
     };
     if path.is_file() {
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = std::fs::read(path).map_err(|e| io(&e))?;
         if looks_like_bundle(&bytes) {
-            return from_bytes(&bytes);
+            return from_bytes(&bytes).map(|b| (b, 0));
         }
     }
     let checked =
-        driver::check_paths(&[path.to_path_buf()], Options::default()).map_err(|e| Refusal {
-            message: format!("cannot read `{}`: {e}", path.display()),
-            diagnostics: None,
-        })?;
+        driver::check_paths(&[path.to_path_buf()], Options::default()).map_err(|e| io(&e))?;
     let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 0 {
         return Err(Refusal {
@@ -68,16 +74,19 @@ pub fn load(path: &Path) -> Result<Bundle, Refusal> {
                 path.display(),
                 if errors == 1 { "" } else { "s" }
             ),
+            io: false,
             diagnostics: Some(render::human(&checked.sources, &checked.diagnostics, false)),
         });
     }
     let Some(routing) = &checked.routing else {
         return Err(Refusal {
             message: format!("policy `{}` has no routing rules to serve", path.display()),
+            io: false,
             diagnostics: None,
         });
     };
-    Ok(Bundle::new(&checked.policy, routing))
+    let warnings = checked.diagnostics.len();
+    Ok((Bundle::new(&checked.policy, routing), warnings))
 }
 
 /// What the file watcher compares: the size and modification time of PATH, or of

@@ -118,7 +118,11 @@ pub fn status(app: &App) -> Json {
             "hash": g.hash(),
             "format": g.bundle.format,
             "policy_version": c.policy_version,
-            "source": app.config.source.display().to_string(),
+            "source": if app.from_admin.load(Ordering::Acquire) {
+                "PUT /admin/bundle".to_string()
+            } else {
+                app.config.source.display().to_string()
+            },
             "loaded_at_ms": *lock(&app.loaded_at_ms),
         },
         "uptime_ms": now,

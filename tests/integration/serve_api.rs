@@ -1020,9 +1020,9 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
     assert_eq!(served_hash(port), original);
 
     let none = admin(port, "PUT", "/admin/bundle", None, &bytes);
-    assert_error(&none, 401, "unauthorised");
+    assert_error(&none, 401, "unauthorized");
     let wrong = admin(port, "PUT", "/admin/bundle", Some("not-the-token"), &bytes);
-    assert_error(&wrong, 401, "unauthorised");
+    assert_error(&wrong, 401, "unauthorized");
     let prefix = admin(
         port,
         "PUT",
@@ -1030,7 +1030,7 @@ fn the_admin_api_checks_the_token_and_swaps_in_a_new_bundle() {
         Some(&TOKEN[..TOKEN.len() - 1]),
         &bytes,
     );
-    assert_error(&prefix, 401, "unauthorised");
+    assert_error(&prefix, 401, "unauthorized");
     assert_eq!(
         served_hash(port),
         original,
@@ -1127,7 +1127,7 @@ fn an_operator_can_reset_a_provider_with_the_token() {
     );
     let port = served.port;
     let without = admin(port, "POST", "/admin/providers/openai/reset", None, b"");
-    assert_error(&without, 401, "unauthorised");
+    assert_error(&without, 401, "unauthorized");
     let reset = admin(
         port,
         "POST",

@@ -717,3 +717,73 @@ fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes
         "an https provider was probed over http"
     );
 }
+
+#[test]
+fn after_sigterm_readyz_turns_503_while_requests_are_still_served_then_it_exits_0() {
+    let s = Served::start(&[&limited(), "--shutdown-delay", "3s"], &[]);
+    assert_eq!(get(s.port, "/readyz").status, 200);
+    s.signal("TERM");
+    assert!(
+        eventually(PATIENCE, || get(s.port, "/readyz").status == 503),
+        "readyz never said 503"
+    );
+    // still served during the delay: load balancers move away without errors
+    assert_eq!(
+        route(s.port, json!({"lane": "strict"}))["pool"]["name"],
+        "strict"
+    );
+    let exit = s.wait_exit(PATIENCE).expect("the server exits");
+    assert!(exit.success(), "{exit:?}");
+    assert!(s.stderr().contains("readyz answers 503"), "{}", s.stderr());
+}
+
+#[test]
+fn implausible_reports_are_refused_and_an_operator_can_reset_the_budgets() {
+    let token = "budget-token";
+    let s = Served::start(&["rules/examples/gateway"], &[("RULEC_ADMIN_TOKEN", token)]);
+    let r = post_json(
+        s.port,
+        "/v1/report",
+        &json!({"model": "claude_opus", "outcome": "success", "cost": 1e308}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not plausible"),
+        "{}",
+        r.text()
+    );
+    // the day's budget ($50) spent honestly: decisions step down the price ladder
+    for _ in 0..60 {
+        let r = post_json(
+            s.port,
+            "/v1/report",
+            &json!({"model": "claude_opus", "outcome": "success", "cost": 1.0}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let d = route(s.port, json!({"task_type": "critical_analysis"}));
+    assert_eq!(adjustment_kinds(&d), ["budget"], "{d}");
+    // the cheapest model with the capabilities critical analysis requires
+    assert_eq!(d["model"], "gpt_55", "{d}");
+    // the light pool's first pick, openclaw_light, steps down to the free local model
+    let light = json!({"task_type": "classification", "task_complexity": "complex"});
+    let d = route(s.port, light.clone());
+    assert_eq!(adjustment_kinds(&d), ["budget"], "{d}");
+    assert_eq!(d["model"], "local_llama", "{d}");
+    let auth = format!("bearer {token}");
+    let r = request(
+        s.port,
+        "POST",
+        "/admin/budgets/reset",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .expect("reset");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["daily_spent_before"], 60.0);
+    let d = route(s.port, light);
+    assert!(adjustment_kinds(&d).is_empty(), "{d}");
+}
