@@ -144,7 +144,7 @@ if scenario == "sessions" then
     end
     response = function(status, headers, body)
         if not body:find('"released"', 1, true) then
-            local id = body:match('"decision_id":"(d%-%d+)"')
+            local id = body:match('"decision_id":"(d%-[%w%-]+)"')
             if id then
                 table.insert(pending, id)
             end

@@ -47,6 +47,10 @@ impl Default for Limits {
 /// What outlives every bundle: counters, the cost window, budgets, leases.
 #[derive(Debug)]
 pub struct Shared {
+    /// the model names of recent gateways, by generation, for leases issued before a
+    /// reload (reports name the model by the index it had then)
+    generations: Mutex<std::collections::VecDeque<(u32, Arc<Vec<String>>)>>,
+    next_generation: std::sync::atomic::AtomicU32,
     /// this process's mark in decision ids (`d-BOOT-N`), so that an id from before a
     /// restart, or from another replica, is never taken for one of this process's
     pub boot: String,
@@ -60,6 +64,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(limits: Limits) -> Arc<Shared> {
         Arc::new(Shared {
+            generations: Mutex::new(std::collections::VecDeque::new()),
+            next_generation: std::sync::atomic::AtomicU32::new(0),
             boot: boot_mark(),
             stats: Stats::default(),
             window: Window::new(limits.window_capacity),
@@ -82,6 +88,28 @@ fn boot_mark() -> String {
     h.write_u128(nanos);
     h.write_u32(std::process::id());
     format!("{:08x}", h.finish() as u32)
+}
+
+/// How many reloads back a lease's model can still be named.
+const GENERATIONS_KEPT: usize = 64;
+
+impl Shared {
+    fn register(&self, models: Vec<String>) -> u32 {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let mut kept = lock(&self.generations);
+        if kept.len() >= GENERATIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((generation, Arc::new(models)));
+        generation
+    }
+
+    /// The name of model `index` in the gateway of `generation`, while remembered.
+    pub fn model_name(&self, generation: u32, index: u32) -> Option<String> {
+        let kept = lock(&self.generations);
+        let (_, names) = kept.iter().find(|(g, _)| *g == generation)?;
+        names.get(index as usize).cloned()
+    }
 }
 
 /// The last active or recovery check of a provider, for `/v1/status`.
@@ -108,6 +136,8 @@ pub struct PoolLive {
     pub affinity: Option<Mutex<Affinity>>,
     /// the most slots ever taken at once
     pub peak: AtomicU32,
+    /// `rulec_pool_admissions_total` for this pool: taken, full, overflow
+    pub admissions: [Arc<AtomicU64>; 3],
 }
 
 #[derive(Debug)]
@@ -183,6 +213,8 @@ pub struct Gateway {
     /// the decisions counter per (rule, model), resolved on first use
     pub(super) decisions: Vec<OnceLock<Arc<AtomicU64>>>,
     pub(super) names: Names,
+    /// this gateway's number among the gateways of this process (see [`Shared`])
+    pub generation: u32,
     pub(super) session_slot: Option<usize>,
     pub(super) primary: Option<usize>,
     /// per pool: each member's model, by position
@@ -304,6 +336,8 @@ impl Gateway {
                             Mutex::new(Affinity::new(ttl, shared.limits.affinity_capacity))
                         }),
                         peak: AtomicU32::new(0),
+                        admissions: ["taken", "full", "overflow"]
+                            .map(|o| shared.stats.pool_admissions.get(&[&spec.name, o])),
                     }),
                 }
             })
@@ -447,6 +481,7 @@ impl Gateway {
             .collect();
         let fallback_rule = c.table.rules.iter().position(|r| r.fallback);
         let passive = c.providers.iter().map(|p| !active_checks(p)).collect();
+        let generation = shared.register(c.models.iter().map(|m| m.name.clone()).collect());
         Gateway {
             bundle: Arc::new(bundle),
             shared,
@@ -471,6 +506,7 @@ impl Gateway {
             stand_ins,
             fallback_rule,
             passive,
+            generation,
         }
     }
 

@@ -5,14 +5,16 @@
 //! go first), so memory stays bounded and a lost report cannot hold a slot forever.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::limits::Slot;
 use super::stats::lock;
 
 #[derive(Debug)]
 pub struct Lease {
-    pub model: Arc<str>,
+    /// the model's index in the gateway of `generation`
+    pub model: u32,
+    pub generation: u32,
     /// for the session's budget
     pub session: Option<String>,
     /// dropped with the lease, which gives the slot back
@@ -20,8 +22,11 @@ pub struct Lease {
     pub expires_ms: u64,
 }
 
-/// One place in the ring: the lease issued with this id, if still live.
-type Place = Mutex<Option<(u64, Lease)>>;
+/// One place in the ring: the lease issued with this id, if still live. A cache line
+/// each, so that two workers issuing neighbouring ids do not share one.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Place(Mutex<Option<(u64, Lease)>>);
 
 /// A ring of `capacity` slots, one lock each: decision ids are sequential, so id `n`
 /// lives in slot `n % capacity`, and issuing a lease evicts exactly the oldest one
@@ -40,7 +45,7 @@ pub struct Leases {
 impl Leases {
     pub fn new(ttl_ms: u64, capacity: usize) -> Leases {
         Leases {
-            slots: (0..capacity.max(1)).map(|_| Mutex::new(None)).collect(),
+            slots: (0..capacity.max(1)).map(|_| Place::default()).collect(),
             next: AtomicU64::new(1),
             swept: Mutex::new(1),
             live: AtomicUsize::new(0),
@@ -48,8 +53,8 @@ impl Leases {
         }
     }
 
-    fn slot(&self, id: u64) -> &Place {
-        &self.slots[(id % self.slots.len() as u64) as usize]
+    fn slot(&self, id: u64) -> &Mutex<Option<(u64, Lease)>> {
+        &self.slots[(id % self.slots.len() as u64) as usize].0
     }
 
     /// Stores a lease and returns its id, and how many unreported leases were evicted
@@ -120,7 +125,8 @@ mod tests {
 
     fn lease(slot: Option<Slot>, expires_ms: u64) -> Lease {
         Lease {
-            model: "m".into(),
+            model: 0,
+            generation: 0,
             session: None,
             slot,
             expires_ms,

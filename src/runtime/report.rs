@@ -152,11 +152,25 @@ impl Gateway {
             None => None,
         };
         let released = lease.is_some();
-        let model_name: String = match (&report.model, &lease) {
-            (Some(m), _) => m.clone(),
-            (None, Some(l)) => l.model.to_string(),
-            (None, None) => return Err(bad("a report needs `decision_id` or `model`")),
-        };
+        let model_name: String =
+            match (&report.model, &lease) {
+                (Some(m), _) => m.clone(),
+                (None, Some(l)) if l.generation == self.generation => self
+                    .models()
+                    .get(l.model as usize)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+                (None, Some(l)) => match self.shared.model_name(l.generation, l.model) {
+                    Some(name) => name,
+                    None => return Err(RouteError::new(
+                        404,
+                        "unknown_decision",
+                        "the decision was made by a bundle too many reloads ago to name its model",
+                    )
+                    .help("add `model` to the report")),
+                },
+                (None, None) => return Err(bad("a report needs `decision_id` or `model`")),
+            };
         let Some(model) = self.model(&model_name) else {
             let mut e = bad(format!("model `{model_name}` is not in the policy"));
             e.attribute = Some("model".into());

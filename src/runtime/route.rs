@@ -277,7 +277,8 @@ impl Gateway {
         }
         self.count_decision(rule as usize, chosen.model);
         let lease = Lease {
-            model: self.names.models[chosen.model].clone(),
+            model: chosen.model as u32,
+            generation: self.generation,
             session: session.map(str::to_string),
             slot,
             expires_ms: now_ms.saturating_add(self.shared.leases.ttl_ms),
@@ -536,14 +537,16 @@ impl Gateway {
             let live = &self.pools[p];
             match live.limit.try_take() {
                 Some(slot) => {
-                    live.peak
-                        .fetch_max(live.limit.in_flight(), Ordering::Relaxed);
+                    // read first: a write on every decision would bounce the line
+                    let now = live.limit.in_flight();
+                    if now > live.peak.load(Ordering::Relaxed) {
+                        live.peak.fetch_max(now, Ordering::Relaxed);
+                    }
                     Ok(Some(slot))
                 }
                 None => Err(()),
             }
         };
-        let stats = &self.shared.stats;
         let pool_name = |c: &Candidate| {
             c.pool
                 .map(|p| self.pools[p].spec.name.as_str())
@@ -552,11 +555,11 @@ impl Gateway {
         match take(&first) {
             Ok(slot) => {
                 if first.pool.is_some() {
-                    stats.pool_admissions.inc(&[pool_name(&first), "taken"]);
+                    self.admitted(&first, 0);
                 }
                 return Ok((first, slot));
             }
-            Err(()) => stats.pool_admissions.inc(&[pool_name(&first), "full"]),
+            Err(()) => self.admitted(&first, 1),
         }
         let full = first.pool;
         let mut i = 0;
@@ -568,7 +571,7 @@ impl Gateway {
             }
             if let Ok(slot) = take(&c) {
                 chain.remove(i);
-                stats.pool_admissions.inc(&[pool_name(&first), "overflow"]);
+                self.admitted(&first, 2);
                 adj.push(self.adjust(
                     "overflow",
                     first.model,
@@ -607,6 +610,13 @@ impl Gateway {
             )
             .help("retry after a second; raise `max_concurrent` if this happens under normal load")
         })
+    }
+
+    /// Counts a pool admission: 0 taken, 1 full, 2 overflow.
+    fn admitted(&self, c: &Candidate, outcome: usize) {
+        if let Some(p) = c.pool {
+            self.pools[p].admissions[outcome].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn unavailable_reason(&self, model: usize) -> String {

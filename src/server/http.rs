@@ -86,9 +86,11 @@ fn reset_target(path: &str) -> Option<&str> {
 
 async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
     let started = Instant::now();
-    let gateway = app.gateway();
+    let body = read_json(app, req, app.config.max_body).await;
+    // the request starts on the gateway in use once its body is in
+    let gateway = app.current();
     let stats = &gateway.shared.stats;
-    let reply = match read_json(app, req, app.config.max_body).await {
+    let reply = match body {
         Ok(json) => match gateway.route(&json, app.now_ms(), app.wall_ms()) {
             Ok(decision) => json_reply(StatusCode::OK, &decision),
             Err(e) => {

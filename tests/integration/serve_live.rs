@@ -661,6 +661,15 @@ fn live_state_carries_over_a_reload() {
         "{}",
         st["cost_windows"]
     );
+    // a decision made before the reload is still reported by its id alone
+    let r = post_json(
+        s.port,
+        "/v1/report",
+        &json!({"decision_id": pinned["decision_id"], "outcome": "success"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["released"], true);
+    assert_eq!(r.json()["model"], pinned["model"]);
     let again = route(s.port, json!({"tier": "free", "session_id": "kept"}));
     // judged only surely inside the pin's 1.5 s ttl, and if alpha (now down) was not the member
     if pinned["provider"] != "alpha" && pinned_at.elapsed() < Duration::from_millis(1400) {
