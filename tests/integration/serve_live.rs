@@ -467,20 +467,25 @@ fn compile(policy: &std::path::Path, out: &std::path::Path) -> String {
     bundle["hash"].as_str().expect("hash").to_string()
 }
 
+/// Bundle B of the live policy, which sends `pro` traffic to `small`, compiled to
+/// `out`; returns its hash.
+fn compile_variant_b(l: &Live, out: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(&l.policy)
+        .expect("policy")
+        .replace("        model: big\n", "        model: small\n");
+    let b_policy = l.policy.parent().expect("dir").join("b").join("live.yaml");
+    std::fs::create_dir_all(b_policy.parent().expect("b")).expect("mkdir");
+    std::fs::write(&b_policy, text).expect("write");
+    compile(&b_policy, out)
+}
+
 #[test]
 fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
     let l = live("serve-reload");
     let dir = l.policy.parent().expect("dir").to_path_buf();
     let (a_path, b_path) = (dir.join("a.bundle"), dir.join("b.bundle"));
     let a_hash = compile(&l.policy, &a_path);
-    // B sends `pro` traffic to `small`
-    let text = std::fs::read_to_string(&l.policy)
-        .expect("policy")
-        .replace("        model: big\n", "        model: small\n");
-    let b_policy = dir.join("b").join("live.yaml");
-    std::fs::create_dir_all(b_policy.parent().expect("b")).expect("mkdir");
-    std::fs::write(&b_policy, text).expect("write");
-    let b_hash = compile(&b_policy, &b_path);
+    let b_hash = compile_variant_b(&l, &b_path);
     assert_ne!(a_hash, b_hash);
     let (a, b) = (
         std::fs::read(&a_path).expect("a"),
@@ -604,13 +609,7 @@ fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
 fn live_state_carries_over_a_reload() {
     let l = live("serve-carry");
     let dir = l.policy.parent().expect("dir").to_path_buf();
-    let text = std::fs::read_to_string(&l.policy)
-        .expect("policy")
-        .replace("        model: big\n", "        model: small\n");
-    let b_policy = dir.join("b").join("live.yaml");
-    std::fs::create_dir_all(b_policy.parent().expect("b")).expect("mkdir");
-    std::fs::write(&b_policy, text).expect("write");
-    let b_hash = compile(&b_policy, &dir.join("b.bundle"));
+    let b_hash = compile_variant_b(&l, &dir.join("b.bundle"));
     let token = "carry-token";
     let s = Served::start(
         &[path(&l.policy), "--watch-interval", "0s"],
