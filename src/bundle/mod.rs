@@ -171,6 +171,37 @@ fn validate(c: &Content) -> Result<(), BundleError> {
         return bad(format!("slot {s} is outside the request schema"));
     }
     c.machines.validate().map_err(BundleError::Inconsistent)?;
+    let models: std::collections::HashSet<&str> =
+        c.models.iter().map(|m| m.name.as_str()).collect();
+    for p in &c.pools {
+        if p.weights.len() != p.models.len() {
+            return bad(format!(
+                "pool `{}` has {} weights for {} models",
+                p.name,
+                p.weights.len(),
+                p.models.len()
+            ));
+        }
+        if let Some(m) = p.models.iter().find(|m| !models.contains(m.as_str())) {
+            return bad(format!(
+                "pool `{}` lists `{m}`, which is not a model of the bundle",
+                p.name
+            ));
+        }
+    }
+    let pools: std::collections::HashSet<&str> = c.pools.iter().map(|p| p.name.as_str()).collect();
+    for r in &t.rules {
+        let known = match r.target.kind {
+            crate::compile::table::TargetKind::Model => models.contains(r.target.name.as_str()),
+            crate::compile::table::TargetKind::Pool => pools.contains(r.target.name.as_str()),
+        };
+        if !known {
+            return bad(format!(
+                "rule `{}` routes to `{}`, which the bundle does not declare",
+                r.id, r.target.name
+            ));
+        }
+    }
     let rules = t.rules.len() as u32;
     for d in &t.domains {
         let n = match &d.kind {

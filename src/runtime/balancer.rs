@@ -14,6 +14,7 @@ pub struct Balancer {
 
 /// Weights are scaled to integers so that the arithmetic stays exact.
 const SCALE: f64 = 1000.0;
+const MAX_SCALED: f64 = 1e12;
 
 impl Balancer {
     pub fn new(weights: &[f64]) -> Balancer {
@@ -21,7 +22,8 @@ impl Balancer {
             .iter()
             .map(|w| {
                 if w.is_finite() && *w > 0.0 {
-                    (w * SCALE).round() as i64
+                    // capped so that sums over any pool stay far inside i64
+                    (w * SCALE).round().min(MAX_SCALED) as i64
                 } else {
                     0
                 }
@@ -75,6 +77,14 @@ mod tests {
             }
         }
         counts
+    }
+
+    #[test]
+    fn huge_weights_do_not_overflow() {
+        let mut b = Balancer::new(&[1e300, 1e16, 5.0]);
+        for _ in 0..1000 {
+            assert!(b.pick(|_| true).is_some());
+        }
     }
 
     #[test]

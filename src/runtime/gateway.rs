@@ -326,11 +326,20 @@ impl Gateway {
                     }
                     _ => Arc::new(PoolLive {
                         spec: spec.clone(),
-                        limit: Limit::new(if spec.max_concurrent == 0 {
-                            u32::MAX
-                        } else {
-                            spec.max_concurrent
-                        }),
+                        // slots held under the old pool stay counted while the limit stands
+                        limit: previous
+                            .and_then(|g| g.pool(&spec.name))
+                            .filter(|old| old.spec.max_concurrent == spec.max_concurrent)
+                            .map_or_else(
+                                || {
+                                    Limit::new(if spec.max_concurrent == 0 {
+                                        u32::MAX
+                                    } else {
+                                        spec.max_concurrent
+                                    })
+                                },
+                                |old| Arc::clone(&old.limit),
+                            ),
                         balancer: Mutex::new(Balancer::new(&spec.weights)),
                         affinity: affinity_ttl.map(|ttl| {
                             Mutex::new(Affinity::new(ttl, shared.limits.affinity_capacity))
@@ -354,23 +363,29 @@ impl Gateway {
             })
             .collect();
         let failover = c.machines.failover.as_ref().map(|m| {
-            let same = |g: &Gateway| {
+            let primary = c.failover.as_ref().map(|f| &f.primary);
+            // the old state means something only for the same primary, and only if the
+            // new machine can leave it (a live drill whose drill was removed cannot)
+            let carried = previous
+                .filter(|g| g.bundle.content.failover.as_ref().map(|f| &f.primary) == primary)
+                .and_then(|g| g.failover.as_ref())
+                .filter(|f| {
+                    let state = lock(&f.instance).state;
+                    m.rows.iter().any(|r| r.from == state)
+                });
+            let same_fallbacks = previous.is_some_and(|g| {
                 g.bundle.content.failover.as_ref().map(|f| &f.fallbacks)
                     == c.failover.as_ref().map(|f| &f.fallbacks)
-            };
-            match previous
-                .filter(|g| same(g))
-                .and_then(|g| g.failover.clone())
-            {
-                Some(live) => live,
-                None => {
+            });
+            match carried {
+                Some(live) if same_fallbacks => Arc::clone(live),
+                _ => {
                     let weights: Vec<f64> = c
                         .failover
                         .iter()
                         .flat_map(|f| &f.fallbacks)
                         .map(|f| f.weight)
                         .collect();
-                    let carried = previous.and_then(|g| g.failover.as_ref());
                     Arc::new(FailoverLive {
                         instance: Mutex::new(
                             carried.map_or_else(|| m.start(), |f| *lock(&f.instance)),
@@ -482,7 +497,7 @@ impl Gateway {
         let fallback_rule = c.table.rules.iter().position(|r| r.fallback);
         let passive = c.providers.iter().map(|p| !active_checks(p)).collect();
         let generation = shared.register(c.models.iter().map(|m| m.name.clone()).collect());
-        Gateway {
+        let gateway = Gateway {
             bundle: Arc::new(bundle),
             shared,
             providers,
@@ -507,7 +522,20 @@ impl Gateway {
             fallback_rule,
             passive,
             generation,
+        };
+        for p in 0..gateway.providers.len() {
+            // a half-open provider that can now be checked actively: probe it at once
+            // (nothing else would take it out of `probing`)
+            if !gateway.passive[p] {
+                let mut inst = lock(&gateway.providers[p].instance);
+                if inst.state == health::PROBING {
+                    inst.state = health::UNHEALTHY;
+                    inst.timer_at_ms = Some(0);
+                }
+            }
+            gateway.sync_healthy(p);
         }
+        gateway
     }
 
     /// Counts a decision for (rule, model).

@@ -4,6 +4,7 @@
 //! expire (`ttl`, a caller that never reports), or when the table is full (the oldest
 //! go first), so memory stays bounded and a lost report cannot hold a slot forever.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -39,6 +40,9 @@ pub struct Leases {
     /// the oldest id `expire` has not looked at yet
     swept: Mutex<u64>,
     live: AtomicUsize,
+    /// leases holding a pool slot: never evicted by the ring (that would give a slot
+    /// back while its call runs); bounded by the pools' `max_concurrent`
+    held: Mutex<HashMap<u64, Lease>>,
     pub ttl_ms: u64,
 }
 
@@ -49,6 +53,7 @@ impl Leases {
             next: AtomicU64::new(1),
             swept: Mutex::new(1),
             live: AtomicUsize::new(0),
+            held: Mutex::new(HashMap::new()),
             ttl_ms,
         }
     }
@@ -61,6 +66,10 @@ impl Leases {
     /// to make room (0 or 1).
     pub fn issue(&self, lease: Lease) -> (u64, usize) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if lease.slot.is_some() {
+            lock(&self.held).insert(id, lease);
+            return (id, 0);
+        }
         let old = lock(self.slot(id)).replace((id, lease));
         let evicted = usize::from(old.is_some());
         if evicted == 0 {
@@ -73,6 +82,9 @@ impl Leases {
 
     /// Ends a lease (its slot is returned when the lease drops).
     pub fn end(&self, id: u64) -> Option<Lease> {
+        if let Some(lease) = lock(&self.held).remove(&id) {
+            return Some(lease);
+        }
         let mut slot = lock(self.slot(id));
         if slot.as_ref().is_some_and(|(i, _)| *i == id) {
             self.live.fetch_sub(1, Ordering::Relaxed);
@@ -85,11 +97,22 @@ impl Leases {
     /// Ends every lease past its expiry; returns how many. Leases expire in id order
     /// (the ttl is the same for all), so the sweep stops at the first live one.
     pub fn expire(&self, now_ms: u64) -> usize {
+        let expired: Vec<Lease> = {
+            let mut held = lock(&self.held);
+            let ids: Vec<u64> = held
+                .iter()
+                .filter(|(_, l)| l.expires_ms <= now_ms)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| held.remove(id)).collect()
+        };
+        // the slots go back here, outside the lock
+        let mut n = expired.len();
+        drop(expired);
         let mut swept = lock(&self.swept);
         let end = self.next.load(Ordering::Relaxed);
         // slots older than one lap were overwritten already
         *swept = (*swept).max(end.saturating_sub(self.slots.len() as u64));
-        let mut n = 0;
         while *swept < end {
             let mut slot = lock(self.slot(*swept));
             match slot.as_ref() {
@@ -110,7 +133,7 @@ impl Leases {
     }
 
     pub fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.live.load(Ordering::Relaxed) + lock(&self.held).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,6 +168,19 @@ mod tests {
         assert_eq!(leases.expire(2000), 1);
         assert_eq!(limit.in_flight(), 0);
         assert!(leases.end(a).is_none());
+    }
+
+    #[test]
+    fn a_lease_holding_a_slot_is_never_evicted_by_the_ring() {
+        let limit = Limit::new(1);
+        let leases = Leases::new(1000, 2);
+        let (held, _) = leases.issue(lease(limit.try_take(), 5000));
+        for _ in 0..10 {
+            leases.issue(lease(None, 5000));
+        }
+        assert_eq!(limit.in_flight(), 1);
+        assert!(leases.end(held).is_some());
+        assert_eq!(limit.in_flight(), 0);
     }
 
     #[test]

@@ -124,6 +124,15 @@ impl Gateway {
         plausible(report.tokens, "tokens", MAX_TOKENS, "tokens")?;
         plausible(report.cost, "cost", MAX_COST, "dollars")?;
 
+        // a misspelt model must not use up the decision: check it before the lease ends
+        if let Some(name) = &report.model {
+            if self.model(name).is_none() {
+                let mut e = bad(format!("model `{name}` is not in the policy"));
+                e.attribute = Some("model".into());
+                e.help = did_you_mean(name, self.models().iter().map(|m| m.name.as_str()));
+                return Err(e);
+            }
+        }
         let lease = match &report.decision_id {
             Some(id) => {
                 let (boot, n) = id

@@ -118,6 +118,10 @@ impl From<RequestError> for RouteError {
     }
 }
 
+/// The longest session id kept: pins, leases and budgets store it, and their caps
+/// count entries, so its length is what bounds their bytes.
+pub const MAX_SESSION_ID: usize = 256;
+
 /// A candidate for the final answer: a model and the pool whose slot it needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Candidate {
@@ -150,6 +154,19 @@ impl Gateway {
                 Some(Scalar::Str(s)) => Some(s.as_str()),
                 _ => None,
             });
+        if let Some(s) = session.filter(|s| s.len() > MAX_SESSION_ID) {
+            let mut e = RouteError::new(
+                400,
+                "invalid_request",
+                format!(
+                    "`session_id` is {} bytes long; at most {MAX_SESSION_ID}",
+                    s.len()
+                ),
+            )
+            .help("use a short opaque id (a UUID, a hash)");
+            e.attribute = Some("session_id".into());
+            return Err(e);
+        }
         let needs = self.needs(&request.values);
         let target = self.targets[rule as usize].ok_or_else(|| {
             RouteError::new(
@@ -226,10 +243,10 @@ impl Gateway {
                 }
             }
         }
-        // the pool's slot is needed only while the answer is still the member picked
+        // an answer that is a member of the pool (picked or moved to) takes its slot
         let first = Candidate {
             model,
-            pool: pool.filter(|_| model == picked),
+            pool: pool.filter(|&p| self.members[p].contains(&Some(model))),
             timeout_ms,
         };
         let mut origins = vec![model];

@@ -112,23 +112,27 @@ impl App {
 
     /// Re-reads PATH (`source` says why: `signal`, `file`) and swaps it in.
     pub async fn reload_path(&self, why: &'static str) -> Result<Reloaded, Refusal> {
+        // held from before loading, so that a slower load of older content cannot
+        // install itself over a newer one
+        let _one = self.reloading.lock().await;
         let path = self.config.source.clone();
         let loaded = off_the_request_path(move || source::load(&path)).await;
-        self.install(loaded, why).await
+        self.install(loaded, why)
     }
 
     /// Swaps in a bundle given as bytes (the admin API).
     pub async fn reload_bytes(&self, bytes: bytes::Bytes) -> Result<Reloaded, Refusal> {
+        let _one = self.reloading.lock().await;
         let loaded = off_the_request_path(move || source::from_bytes(&bytes)).await;
-        self.install(loaded, "admin").await
+        self.install(loaded, "admin")
     }
 
-    async fn install(
+    /// Swaps in a loaded bundle; the caller holds `reloading`.
+    fn install(
         &self,
         loaded: Result<Bundle, Refusal>,
         why: &'static str,
     ) -> Result<Reloaded, Refusal> {
-        let _one = self.reloading.lock().await;
         let stats = &self.shared.stats;
         let bundle = match loaded {
             Ok(b) => b,

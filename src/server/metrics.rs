@@ -198,34 +198,47 @@ pub fn render(app: &App) -> String {
             );
         }
     }
+    let windows: Vec<_> = g
+        .bundle
+        .content
+        .machines
+        .cost_windows
+        .iter()
+        .zip(&g.cost)
+        .filter_map(|(m, live)| match &m.params {
+            Params::CostWindow(p) => Some((m, p, live)),
+            _ => None,
+        })
+        .collect();
+    // each metric's samples together, as the text format wants
     o.head(
         "rulec_cost_window_value",
         "gauge",
         "the metric each cost window measured last",
     );
+    for (m, p, live) in &windows {
+        if let Some(v) = lock(&live.last).and_then(|x| x.get(p.metric)) {
+            o.sample(
+                "rulec_cost_window_value",
+                &["machine", "metric"],
+                &[m.name.as_str(), p.metric.as_str()],
+                v,
+            );
+        }
+    }
     o.head(
         "rulec_cost_window_switched",
         "gauge",
         "1 while the window's switch is in force",
     );
-    for (m, live) in g.bundle.content.machines.cost_windows.iter().zip(&g.cost) {
-        if let Params::CostWindow(p) = &m.params {
-            if let Some(v) = lock(&live.last).and_then(|x| x.get(p.metric)) {
-                o.sample(
-                    "rulec_cost_window_value",
-                    &["machine", "metric"],
-                    &[m.name.clone(), p.metric.as_str().into()],
-                    v,
-                );
-            }
-            let on = live.switch().is_some();
-            o.sample(
-                "rulec_cost_window_switched",
-                &["machine"],
-                &[m.name.as_str()],
-                if on { 1.0 } else { 0.0 },
-            );
-        }
+    for (m, _, live) in &windows {
+        let on = live.switch().is_some();
+        o.sample(
+            "rulec_cost_window_switched",
+            &["machine"],
+            &[m.name.as_str()],
+            if on { 1.0 } else { 0.0 },
+        );
     }
     o.family(
         "rulec_transitions_total",

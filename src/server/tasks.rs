@@ -40,6 +40,8 @@ fn spawn_probe(
     in_flight: Option<Arc<Mutex<HashSet<String>>>>,
 ) {
     tokio::spawn(async move {
+        // however the check ends, the provider may be checked again
+        let _done = InFlight(in_flight, provider.clone());
         let gateway = app.gateway();
         let Some(p) = gateway.providers.iter().position(|x| x.name == provider) else {
             return;
@@ -88,10 +90,18 @@ fn spawn_probe(
             let effects = gateway.provider_event(p, event, now, &reason);
             carry_out(&app, &gateway, effects);
         }
-        if let Some(set) = in_flight {
-            lock(&set).remove(&provider);
-        }
     });
+}
+
+/// Removes a provider from the set of checks in flight when dropped.
+struct InFlight(Option<Arc<Mutex<HashSet<String>>>>, String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(set) = &self.0 {
+            lock(set).remove(&self.1);
+        }
+    }
 }
 
 fn client() -> HttpClient {

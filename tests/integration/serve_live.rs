@@ -795,3 +795,35 @@ fn implausible_reports_are_refused_and_an_operator_can_reset_the_budgets() {
     let d = route(s.port, light);
     assert!(adjustment_kinds(&d).is_empty(), "{d}");
 }
+
+#[test]
+fn an_overlong_session_id_is_refused_so_pins_and_leases_stay_small() {
+    let s = Served::start(&[&limited()], &[]);
+    let long = "s".repeat(10_000);
+    let r = post_json(
+        s.port,
+        "/v1/route",
+        &json!({"lane": "strict", "session_id": long}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["attribute"], "session_id");
+    assert_eq!(
+        route(s.port, json!({"lane": "strict", "session_id": "ok"}))["pool"]["name"],
+        "strict"
+    );
+}
+
+#[test]
+fn a_rehashed_bundle_whose_pool_weights_do_not_match_its_models_is_refused() {
+    let dir = scratch("serve-bad-weights");
+    let file = dir.join("bundle.json");
+    compile(&root().join("rules/examples/gateway"), &file);
+    let mut bundle =
+        rulec::bundle::Bundle::load(&std::fs::read(&file).expect("read")).expect("valid");
+    bundle.content.pools[0].weights.pop();
+    bundle.hash = rulec::bundle::digest(&bundle.content);
+    std::fs::write(&file, bundle.to_bytes()).expect("write");
+    let (code, _, stderr) = Served::start_expect_failure(&[path(&file)], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("weights for 2 models"), "{stderr}");
+}
