@@ -667,7 +667,7 @@ impl Gateway {
             _ => None,
         })?;
         let metrics = self.shared.window.metrics(now_ms, window_ms);
-        for (machine, live) in machines.iter().zip(&self.cost) {
+        for (machine, live) in self.cost_windows() {
             *lock(&live.last) = Some(metrics);
             let reason = match &machine.params {
                 Params::CostWindow(c) => match metrics.get(c.metric) {
@@ -823,6 +823,16 @@ impl Gateway {
             | Action::FallbackFast { .. }
             | Action::Restore { .. } => {}
         }
+    }
+
+    /// Each cost-window machine with its live state, in rule order.
+    pub fn cost_windows(&self) -> impl Iterator<Item = (&Machine, &Arc<CostLive>)> {
+        self.bundle
+            .content
+            .machines
+            .cost_windows
+            .iter()
+            .zip(&self.cost)
     }
 
     /// The switches the cost windows have in force, in rule order.

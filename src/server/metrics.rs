@@ -199,12 +199,7 @@ pub fn render(app: &App) -> String {
         }
     }
     let windows: Vec<_> = g
-        .bundle
-        .content
-        .machines
-        .cost_windows
-        .iter()
-        .zip(&g.cost)
+        .cost_windows()
         .filter_map(|(m, live)| match &m.params {
             Params::CostWindow(p) => Some((m, p, live)),
             _ => None,

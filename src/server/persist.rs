@@ -72,12 +72,7 @@ pub fn capture(g: &Gateway) -> Saved {
         })
         .collect();
     let cost_windows = g
-        .bundle
-        .content
-        .machines
-        .cost_windows
-        .iter()
-        .zip(&g.cost)
+        .cost_windows()
         .map(|(m, live)| {
             (
                 m.name.clone(),
@@ -163,7 +158,7 @@ pub fn restore(g: &Gateway, saved: &Saved, now_ms: u64) -> usize {
         g.sync_healthy(p);
         n += 1;
     }
-    for (m, live) in g.bundle.content.machines.cost_windows.iter().zip(&g.cost) {
+    for (m, live) in g.cost_windows() {
         let Some(s) = saved.cost_windows.get(&m.name) else {
             continue;
         };

@@ -78,11 +78,8 @@ pub fn status(app: &App) -> Json {
             })
         })
         .collect();
-    let windows: Vec<Json> = c
-        .machines
-        .cost_windows
-        .iter()
-        .zip(&g.cost)
+    let windows: Vec<Json> = g
+        .cost_windows()
         .map(|(m, live)| {
             let params = match &m.params {
                 Params::CostWindow(p) => Some(p),
