@@ -604,22 +604,32 @@ impl Gateway {
         let Some(machine) = self.health_machine(p) else {
             return Vec::new();
         };
+        // the flag changes with the state, so no reader sees one without the other
         let actions = self.fire(
             machine,
             &self.providers[p].instance,
             Event::new(kind, now_ms),
             reason,
+            |inst, actions| {
+                self.store_healthy(p, inst);
+                // the primary's failover moves with its health, before anyone can see
+                // it unhealthy and still routed to
+                for a in actions {
+                    match a {
+                        Action::MarkUnhealthy if self.primary == Some(p) => {
+                            self.failover_event(EventKind::PrimaryDown, now_ms, reason)
+                        }
+                        Action::MarkHealthy if self.primary == Some(p) => {
+                            self.failover_event(EventKind::PrimaryUp, now_ms, reason)
+                        }
+                        _ => {}
+                    }
+                }
+            },
         );
-        self.sync_healthy(p);
         let mut effects = Vec::new();
         for a in actions {
             match a {
-                Action::MarkUnhealthy if self.primary == Some(p) => {
-                    self.failover_event(EventKind::PrimaryDown, now_ms, reason);
-                }
-                Action::MarkHealthy if self.primary == Some(p) => {
-                    self.failover_event(EventKind::PrimaryUp, now_ms, reason);
-                }
                 Action::MarkUnhealthy | Action::MarkHealthy => {}
                 // a provider that cannot be checked actively is probed by traffic: it
                 // takes requests while `probing`, and the next reported outcome decides
@@ -638,8 +648,13 @@ impl Gateway {
     /// The provider takes traffic when healthy, or while a passive provider is
     /// half-open (`probing`).
     pub fn sync_healthy(&self, p: usize) {
-        let state = lock(&self.providers[p].instance).state;
-        let up = state == health::HEALTHY || (state == health::PROBING && self.passive[p]);
+        let inst = lock(&self.providers[p].instance);
+        self.store_healthy(p, &inst);
+    }
+
+    fn store_healthy(&self, p: usize, inst: &Instance) {
+        let up =
+            inst.state == health::HEALTHY || (inst.state == health::PROBING && self.passive[p]);
         self.providers[p].healthy.store(up, Ordering::Release);
     }
 
@@ -654,8 +669,27 @@ impl Gateway {
         else {
             return;
         };
-        for a in self.fire(machine, &live.instance, Event::new(kind, now_ms), reason) {
-            self.act(&a, machine, reason);
+        let actions = self.fire(
+            machine,
+            &live.instance,
+            Event::new(kind, now_ms),
+            reason,
+            |_, actions| self.route_by(actions),
+        );
+        for a in &actions {
+            self.act(a, machine, reason);
+        }
+    }
+
+    /// Where the failover machine's actions send the primary's traffic.
+    fn route_by(&self, actions: &[Action]) {
+        let Some(f) = &self.failover else { return };
+        for a in actions {
+            match a {
+                Action::RouteToFallbacks { .. } => f.to_fallbacks.store(true, Ordering::Release),
+                Action::RouteToPrimary => f.to_fallbacks.store(false, Ordering::Release),
+                _ => {}
+            }
         }
     }
 
@@ -682,21 +716,32 @@ impl Gateway {
                 },
                 _ => String::new(),
             };
-            for a in self.fire(
+            // the switch changes together with the state (under its lock)
+            let actions = self.fire(
                 machine,
                 &live.instance,
                 Event::window(now_ms, metrics),
                 &reason,
-            ) {
-                match a {
-                    Action::Downgrade { to } => live.set_switch(Some(Switch::Downgrade { to })),
-                    Action::SwitchProvider => live.set_switch(Some(Switch::SwitchProvider)),
-                    Action::FallbackFast { model } => {
-                        live.set_switch(Some(Switch::FallbackFast { model }))
+                |_, actions| {
+                    for a in actions {
+                        match a {
+                            Action::Downgrade { to } => {
+                                live.set_switch(Some(Switch::Downgrade { to: to.clone() }))
+                            }
+                            Action::SwitchProvider => live.set_switch(Some(Switch::SwitchProvider)),
+                            Action::FallbackFast { model } => {
+                                live.set_switch(Some(Switch::FallbackFast {
+                                    model: model.clone(),
+                                }))
+                            }
+                            Action::Restore { .. } => live.set_switch(None),
+                            _ => {}
+                        }
                     }
-                    Action::Restore { .. } => live.set_switch(None),
-                    other => self.act(&other, machine, &reason),
-                }
+                },
+            );
+            for a in &actions {
+                self.act(a, machine, &reason);
             }
         }
         Some(metrics)
@@ -735,12 +780,15 @@ impl Gateway {
     }
 
     /// Steps `machine` under the instance's lock; logs and counts a change of state.
+    /// `then` runs on the new instance and the fired actions before the lock is let go,
+    /// so that state derived from the machine's changes together with it.
     fn fire(
         &self,
         machine: &Machine,
         instance: &Mutex<Instance>,
         event: Event,
         reason: &str,
+        then: impl FnOnce(&Instance, &[Action]),
     ) -> Vec<Action> {
         let mut inst = lock(instance);
         let t = transition(machine, &inst, &event);
@@ -750,6 +798,7 @@ impl Gateway {
         let from = machine.state_name(inst.state).to_string();
         let to = machine.state_name(t.instance.state);
         *inst = t.instance;
+        then(&inst, t.actions);
         drop(inst);
         if from != to || !t.actions.is_empty() {
             self.shared

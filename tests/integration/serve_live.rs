@@ -701,8 +701,11 @@ fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes
     assert_eq!(provider(s.port, "gamma")["state"], "unhealthy");
     assert_eq!(provider(s.port, "gamma")["healthy"], false);
     // after the 300 ms backoff it is half-open: it takes traffic again
-    assert!(eventually(PATIENCE, || provider(s.port, "gamma")["state"] == "probing"));
-    assert_eq!(provider(s.port, "gamma")["healthy"], true);
+    // (the supervisor moves the state, then the flag: wait for both)
+    let half_open = |g: Value| g["state"] == "probing" && g["healthy"] == true;
+    assert!(eventually(PATIENCE, || half_open(provider(
+        s.port, "gamma"
+    ))));
     // one reported error while half-open sends it back, counted as a failed probe
     assert_eq!(post_json(s.port, "/v1/report", &error).status, 200);
     let g = provider(s.port, "gamma");
@@ -711,7 +714,9 @@ fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes
         (Some("unhealthy"), Some(1)),
         "{g}"
     );
-    assert!(eventually(PATIENCE, || provider(s.port, "gamma")["state"] == "probing"));
+    assert!(eventually(PATIENCE, || half_open(provider(
+        s.port, "gamma"
+    ))));
     let ok = json!({"model": "small", "outcome": "success", "latency_ms": 300});
     assert_eq!(post_json(s.port, "/v1/report", &ok).status, 200);
     let g = provider(s.port, "gamma");
