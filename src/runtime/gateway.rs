@@ -831,16 +831,6 @@ impl Gateway {
                     "notification"
                 );
             }
-            Action::RouteToFallbacks { .. } => {
-                if let Some(f) = &self.failover {
-                    f.to_fallbacks.store(true, Ordering::Release);
-                }
-            }
-            Action::RouteToPrimary => {
-                if let Some(f) = &self.failover {
-                    f.to_fallbacks.store(false, Ordering::Release);
-                }
-            }
             Action::DrillReport { fallbacks } => {
                 let targets: Vec<String> = fallbacks
                     .iter()
@@ -863,8 +853,11 @@ impl Gateway {
                     "failover drill (dry run): traffic would go to the fallbacks"
                 );
             }
-            // handled by the callers that own them
-            Action::MarkUnhealthy
+            // carried out by the callers that own them, the routing ones under the
+            // machine's lock (`route_by`, the window switches, the health flag)
+            Action::RouteToFallbacks { .. }
+            | Action::RouteToPrimary
+            | Action::MarkUnhealthy
             | Action::MarkHealthy
             | Action::Probe
             | Action::Downgrade { .. }

@@ -398,23 +398,21 @@ impl Gateway {
             }
             _ => return,
         };
-        if let Some(to) = self.cheaper(*model, needs, true).last().copied() {
+        if let Some(to) = self.cheaper(*model, needs).last().copied() {
             adj.push(self.adjust("budget", *model, to, reason));
             *model = to;
         }
     }
 
     /// The models below `model` on the price ladder that can serve the request
-    /// (capabilities, health), cheapest last; with `floor`, only down to the quality
-    /// threshold.
-    fn cheaper(&self, model: usize, needs: &[&str], floor: bool) -> Vec<usize> {
+    /// (capabilities, health), cheapest last, down to the quality threshold.
+    fn cheaper(&self, model: usize, needs: &[&str]) -> Vec<usize> {
         let min_quality = self
             .bundle
             .content
             .budgets
             .as_ref()
             .and_then(|b| b.quality_threshold)
-            .filter(|_| floor)
             .unwrap_or(f64::NEG_INFINITY);
         let mut out = Vec::new();
         let mut at = model;
@@ -463,7 +461,7 @@ impl Gateway {
     /// serve the request (above the quality floor), or the model the policy names.
     fn downgrade_of(&self, model: usize, to: &DowngradeTarget, needs: &[&str]) -> Option<usize> {
         match to {
-            DowngradeTarget::NextCheaper => self.cheaper(model, needs, true).first().copied(),
+            DowngradeTarget::NextCheaper => self.cheaper(model, needs).first().copied(),
             DowngradeTarget::Model(name) => self.model(name).filter(|&m| self.usable(m, needs)),
         }
     }

@@ -32,11 +32,6 @@ pub fn url(p: &ProviderSpec) -> String {
     format!("{}{}", p.base_url.trim_end_matches('/'), path)
 }
 
-/// Whether this build can check the provider actively (plain HTTP only, for now).
-pub fn checkable(p: &ProviderSpec) -> bool {
-    crate::runtime::gateway::active_checks(p)
-}
-
 /// Sends one check. `Ok` with a description on a 2xx answer, `Err` with the reason.
 pub async fn check(
     client: &HttpClient,

@@ -132,7 +132,7 @@ pub async fn supervise(app: Arc<App>) {
                 continue;
             };
             let spec = &gateway.bundle.content.providers[p];
-            if !probe::checkable(spec) {
+            if gateway.passive[p] {
                 if warned.insert(spec.name.clone()) {
                     tracing::warn!(provider = %spec.name, base_url = %spec.base_url, "no active health checks for https endpoints yet: health comes from reported outcomes");
                 }
