@@ -141,12 +141,47 @@ pub struct TemplateSpec {
     pub text: String,
 }
 
+/// The bundle's words for provider kinds and model statuses that the server acts on,
+/// defined once for the bundle writer and its readers.
+pub mod keyword {
+    pub const ANTHROPIC: &str = "anthropic";
+    pub const OPENAI: &str = "openai";
+    pub const GOOGLE: &str = "google";
+    pub const OPENAI_COMPATIBLE: &str = "openai_compatible";
+    pub const DISABLED: &str = "disabled";
+    /// The models listing of Anthropic's API, which health checks request by default.
+    pub const ANTHROPIC_MODELS_PATH: &str = "/v1/models";
+    /// The models listing of OpenAI-style APIs (their `base_url` ends in `/v1`).
+    pub const OPENAI_MODELS_PATH: &str = "/models";
+    /// The `anthropic-version` header every call to Anthropic's API carries.
+    pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+}
+
+pub use keyword::DISABLED as STATUS_DISABLED;
+
 fn provider_kind(k: ProviderKind) -> &'static str {
     match k {
-        ProviderKind::Anthropic => "anthropic",
-        ProviderKind::OpenAi => "openai",
-        ProviderKind::Google => "google",
-        ProviderKind::OpenAiCompatible => "openai_compatible",
+        ProviderKind::Anthropic => keyword::ANTHROPIC,
+        ProviderKind::OpenAi => keyword::OPENAI,
+        ProviderKind::Google => keyword::GOOGLE,
+        ProviderKind::OpenAiCompatible => keyword::OPENAI_COMPATIBLE,
+    }
+}
+
+impl ProviderSpec {
+    /// Anthropic's API (`x-api-key`, `/v1/messages`) rather than an OpenAI-style one.
+    pub fn is_anthropic(&self) -> bool {
+        self.kind == keyword::ANTHROPIC
+    }
+
+    /// What health checks request under `base_url`: `health_path`, else the API's
+    /// models listing.
+    pub fn check_path(&self) -> &str {
+        match &self.health_path {
+            Some(p) => p,
+            None if self.is_anthropic() => keyword::ANTHROPIC_MODELS_PATH,
+            None => keyword::OPENAI_MODELS_PATH,
+        }
     }
 }
 
@@ -186,7 +221,7 @@ pub fn models(p: &Policy) -> Vec<ModelSpec> {
             status: match m.status.value {
                 ModelStatus::Active => "active",
                 ModelStatus::Deprecated => "deprecated",
-                ModelStatus::Disabled => "disabled",
+                ModelStatus::Disabled => keyword::DISABLED,
             }
             .into(),
             capabilities: m.capabilities.iter().map(|c| c.value.clone()).collect(),

@@ -1,17 +1,38 @@
-//! Stage 8: the run time. A [`gateway::Gateway`] is one verified bundle plus the live
-//! state the server keeps around it: provider health and the compiled machines driven
-//! by [`crate::machines::step`], pools (smooth weighted round-robin, session affinity,
-//! `max_concurrent`), cost windows, budgets and leases. Everything here is
-//! synchronous and clock-free (callers pass the time), so it is tested without HTTP;
-//! the server owns sockets, timers and reloads.
+//! The run time: decisions and live state, with no I/O and no clock of its own
+//! (callers pass the time), so that the server, the tests and a simulator drive the
+//! same code.
+//!
+//! A [`gateway::Gateway`] is one verified bundle plus the live state around it:
+//! - [`ids`]: typed indices (`ModelIx`, `ProviderIx`, `PoolIx`, `RuleIx`, …) and the
+//!   vector they index;
+//! - [`index`]: the pure index of a bundle (names, a model's provider, the price
+//!   ladder, pool members, stand-ins), built once per bundle;
+//! - [`live`] and [`carry`]: the live state per provider, pool, cost window and
+//!   failover, fresh or carried over from the gateway a reload replaces;
+//! - [`events`]: the one place machines change — provider events, closing cost
+//!   windows, failover events, `tick`, restoring a [`snapshot`];
+//! - [`route`]: a decision, step by step (table → pool → budget → windows →
+//!   failover → chain → health → admission), into a [`decision::Decision`];
+//! - [`report`]: reported outcomes (leases, passive health, windows, budgets);
+//! - the building blocks: [`balancer`] (smooth weighted round-robin), [`affinity`],
+//!   [`limits`] (`max_concurrent` slots), [`leases`], [`budget`], [`window`],
+//!   [`stats`] (counters), [`shared`] (what outlives every bundle).
 
 pub mod affinity;
 pub mod balancer;
 pub mod budget;
+pub mod carry;
+pub mod decision;
+pub mod events;
 pub mod gateway;
+pub mod ids;
+pub mod index;
 pub mod leases;
 pub mod limits;
+pub mod live;
 pub mod report;
 pub mod route;
+pub mod shared;
+pub mod snapshot;
 pub mod stats;
 pub mod window;

@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::gateway::{Effect, Gateway};
+use super::events::Effect;
+use super::gateway::Gateway;
 use super::route::RouteError;
 use super::window::Sample;
 use crate::diag::suggest::did_you_mean;
@@ -192,7 +193,7 @@ impl Gateway {
         let stats = &self.shared.stats;
         let provider = self.provider_of(model);
         let provider_name = provider
-            .map_or("", |p| &*self.names.providers[p])
+            .map_or("", |p| &*self.ix.names.providers[p])
             .to_string();
         stats
             .outcomes
@@ -237,7 +238,7 @@ impl Gateway {
             .and_then(|p| {
                 Some(crate::runtime::gateway::Gateway::state_of(
                     self.health_machine(p)?,
-                    &self.providers[p].instance,
+                    &self.live.providers[p].instance,
                 ))
             })
             .unwrap_or_else(|| "unknown".into());

@@ -1,133 +1,63 @@
-//! Making a decision: the table picks the rule; then the live state shapes it —
-//! pool member (session affinity, else smooth weighted round-robin over healthy
-//! members), budgets, cost-window switches, provider failover, health, and the pool's
-//! `max_concurrent` (overflowing to the fallback chain). Every change to the table's
-//! answer is listed in the decision with its reason.
+//! Making a decision, as a sequence of steps, each one function:
+//!
+//! 1. **table**: the compiled decision table picks the rule;
+//! 2. **pool**: a pool rule picks its member (the session's pin, else smooth weighted
+//!    round-robin over healthy members);
+//! 3. **budget**: a spent daily or session budget steps down the price ladder;
+//! 4. **windows**: switched cost windows downgrade, fall back fast or switch provider;
+//! 5. **failover**: the failed-over primary's traffic goes to a fallback's stand-in;
+//! 6. **chain**: the ordered fallback chain of models that can serve the request;
+//! 7. **health**: an unavailable answer moves to the first of the chain;
+//! 8. **admission**: the answer's pool slot, else overflow down the chain, else 503.
+//!
+//! Every change to the table's answer is an [`Adjustment`] with its reason. The steps
+//! read live state and change only the balancers, pins and slots they use.
 
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::gateway::Gateway;
+use super::ids::{FallbackIx, Ix, ModelIx, PoolIx, RuleIx};
+use super::index::Target;
 use super::leases::Lease;
 use super::limits::Slot;
+use super::live::Admission;
 use super::stats::lock;
-use crate::compile::request::RequestError;
-use crate::compile::table::TargetKind;
 use crate::compile::value::Scalar;
 use crate::machines::{DowngradeTarget, Switch};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleRef<'g> {
-    pub index: u32,
-    pub id: &'g str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<&'g str>,
-    pub file: &'g str,
-    pub line: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PoolRef<'g> {
-    pub name: &'g str,
-    /// the member's position in the pool's `models`
-    pub member: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChainEntry<'g> {
-    pub model: &'g str,
-    pub model_id: &'g str,
-    pub provider: &'g str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-}
-
-/// A change the live state made to the table's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Adjustment {
-    /// `affinity`, `budget`, `downgrade`, `fallback_fast`, `switch_provider`,
-    /// `failover`, `unhealthy`, `overflow`, `all_unhealthy`
-    pub kind: &'static str,
-    pub from: String,
-    pub to: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-/// A decision, borrowing its names from the gateway that made it (so making one
-/// copies no strings).
-pub struct Decision<'g> {
-    pub decision_id: String,
-    pub model: &'g str,
-    pub model_id: &'g str,
-    pub provider: &'g str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pool: Option<PoolRef<'g>>,
-    pub rule: RuleRef<'g>,
-    pub fallbacks: Vec<ChainEntry<'g>>,
-    pub adjustments: Vec<Adjustment>,
-    pub bundle: &'g str,
-}
-
-/// Why no decision was made; rendered by the server as a JSON error.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RouteError {
-    #[serde(skip)]
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attribute: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-    /// seconds, for `Retry-After`
-    #[serde(skip)]
-    pub retry_after: Option<u32>,
-}
-
-impl RouteError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> RouteError {
-        RouteError {
-            status,
-            code,
-            message: message.into(),
-            attribute: None,
-            help: None,
-            retry_after: None,
-        }
-    }
-
-    pub fn help(mut self, help: impl Into<String>) -> RouteError {
-        self.help = Some(help.into());
-        self
-    }
-}
-
-impl From<RequestError> for RouteError {
-    fn from(e: RequestError) -> RouteError {
-        RouteError {
-            status: 400,
-            code: "invalid_request",
-            message: e.message,
-            attribute: e.attribute,
-            help: e.help,
-            retry_after: None,
-        }
-    }
-}
-
-/// The longest session id kept: pins, leases and budgets store it, and their caps
-/// count entries, so its length is what bounds their bytes.
-pub const MAX_SESSION_ID: usize = 256;
+pub use super::decision::{
+    Adjustment, AdjustmentKind, ChainEntry, Decision, PoolRef, RouteError, RuleRef, MAX_SESSION_ID,
+};
 
 /// A candidate for the final answer: a model and the pool whose slot it needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Candidate {
-    model: usize,
-    pool: Option<usize>,
+    model: ModelIx,
+    pool: Option<PoolIx>,
     timeout_ms: Option<u64>,
+}
+
+/// The answer as the steps shape it.
+struct Plan {
+    rule: RuleIx,
+    /// what the table (and the pool step) picked
+    picked: ModelIx,
+    /// the answer so far
+    model: ModelIx,
+    pool: Option<PoolIx>,
+    /// the pool step followed a session's pin
+    pinned: bool,
+    timeout_ms: Option<u64>,
+    adjustments: Vec<Adjustment>,
+}
+
+impl Plan {
+    fn move_to(&mut self, adjustment: Adjustment, to: ModelIx) {
+        self.adjustments.push(adjustment);
+        self.model = to;
+    }
 }
 
 impl Gateway {
@@ -139,17 +69,30 @@ impl Gateway {
         now_ms: u64,
         wall_ms: u64,
     ) -> Result<Decision<'_>, RouteError> {
-        let c = &self.bundle.content;
-        let request = c.schema.parse(json)?;
-        let rule = c.table.decide(&request.values).ok_or_else(|| {
-            RouteError::new(422, "no_route", "no routing rule matches this request").help(
-                "add a `fallback:` rule to the policy, or check the request with `rulec explain`",
-            )
-        })?;
-        let info = &c.table.rules[rule as usize];
+        let request = self.bundle.content.schema.parse(json)?;
+        let values = &request.values;
+        let session = self.session_of(values)?;
+        let needs = self.needs(values);
+
+        let (rule, target) = self.step_table(values)?;
+        let mut plan = self.step_pool(rule, target, session, now_ms);
+        self.step_budget(&mut plan, session, wall_ms, &needs);
+        let switch_provider = self.step_windows(&mut plan, &needs);
+        self.step_failover(&mut plan, switch_provider, &needs);
+        let mut chain = self.step_chain(&plan, &needs);
+        let first = self.step_health(&mut plan, &mut chain);
+        let (chosen, slot) = self.step_admission(first, &mut chain, &mut plan.adjustments)?;
+
+        self.pin_session(&plan, chosen, session, now_ms);
+        Ok(self.decide(plan, chosen, slot, &chain, session, now_ms))
+    }
+
+    /// The request's session id, refused when too long to keep.
+    fn session_of<'r>(&self, values: &'r [Option<Scalar>]) -> Result<Option<&'r str>, RouteError> {
         let session = self
+            .ix
             .session_slot
-            .and_then(|s| request.values.get(s))
+            .and_then(|s| values.get(s))
             .and_then(|v| match v {
                 Some(Scalar::Str(s)) => Some(s.as_str()),
                 _ => None,
@@ -167,224 +110,85 @@ impl Gateway {
             e.attribute = Some("session_id".into());
             return Err(e);
         }
-        let needs = self.needs(&request.values);
-        let target = self.targets[rule as usize].ok_or_else(|| {
-            RouteError::new(
-                500,
-                "bundle_inconsistent",
-                format!(
-                    "rule `{}` names a target the bundle does not declare",
-                    info.id
-                ),
-            )
-        })?;
-        let mut adjustments = Vec::new();
-        let before = adjustments.len();
-        let (mut model, pool) = match info.target.kind {
-            TargetKind::Model => (target, None),
-            TargetKind::Pool => (
-                self.pick_member(target, session, now_ms, &mut adjustments),
-                Some(target),
-            ),
-        };
-        let picked = model;
-        let pinned = adjustments.len() > before;
-
-        self.apply_budget(&mut model, session, wall_ms, &needs, &mut adjustments);
-        let mut switch_provider = false;
-        for (machine, switch) in self.active_switches() {
-            let to = match &switch {
-                Switch::Downgrade { to } => self.downgrade_of(model, to, &needs),
-                Switch::FallbackFast { model } => {
-                    self.model(model).filter(|&m| self.usable(m, &needs))
-                }
-                Switch::SwitchProvider => {
-                    switch_provider = true;
-                    None
-                }
-            };
-            if let Some(to) = to.filter(|&t| t != model) {
-                adjustments.push(self.adjust(
-                    if matches!(switch, Switch::FallbackFast { .. }) {
-                        "fallback_fast"
-                    } else {
-                        "downgrade"
-                    },
-                    model,
-                    to,
-                    format!("cost window `{machine}` is switched"),
-                ));
-                model = to;
-            }
-        }
-        let mut timeout_ms = None;
-        if let Some(primary) = self.primary.filter(|&p| self.provider_of(model) == Some(p)) {
-            // a half-open primary takes the traffic that will tell whether it is back
-            let failed_over = self.failed_over() && !self.half_open(primary);
-            if failed_over || switch_provider {
-                if let Some((to, t)) = self.failover_target(model, &needs) {
-                    let (kind, reason) = if failed_over {
-                        (
-                            "failover",
-                            format!(
-                                "provider `{}` is failed over",
-                                self.names.providers[primary]
-                            ),
-                        )
-                    } else {
-                        (
-                            "switch_provider",
-                            "a cost window switched providers".to_string(),
-                        )
-                    };
-                    adjustments.push(self.adjust(kind, model, to, reason));
-                    model = to;
-                    timeout_ms = Some(t);
-                }
-            }
-        }
-        // an answer that is a member of the pool (picked or moved to) takes its slot
-        let first = Candidate {
-            model,
-            pool: pool.filter(|&p| self.members[p].contains(&Some(model))),
-            timeout_ms,
-        };
-        let mut origins = vec![model];
-        if picked != model {
-            origins.push(picked);
-        }
-        if let Some(p) = pool {
-            origins.extend(self.members_by_weight[p].iter().copied());
-        }
-        let mut chain = self.chain(&origins, pool, rule, &needs);
-
-        let mut chosen = first;
-        if !self.model_available(model) {
-            match chain.first().copied() {
-                Some(next) => {
-                    chain.remove(0);
-                    adjustments.push(self.adjust(
-                        "unhealthy",
-                        model,
-                        next.model,
-                        self.unavailable_reason(model),
-                    ));
-                    chosen = next;
-                }
-                None => adjustments.push(Adjustment {
-                    kind: "all_unhealthy",
-                    from: self.names.models[model].to_string(),
-                    to: self.names.models[model].to_string(),
-                    reason: format!(
-                        "{}, and no model of the fallback chain can serve the request",
-                        self.unavailable_reason(model)
-                    ),
-                }),
-            }
-        }
-        let (chosen, slot) = self.admit(chosen, &mut chain, &mut adjustments)?;
-
-        if let Some(p) = pool.filter(|_| !pinned && chosen.model == picked && chosen.pool == pool) {
-            if let (Some(s), Some(aff)) = (session, &self.pools[p].affinity) {
-                let member = self.members[p].iter().position(|m| *m == Some(picked));
-                if let Some(member) = member {
-                    lock(aff).pin(s, member, now_ms);
-                }
-            }
-        }
-        self.count_decision(rule as usize, chosen.model);
-        let lease = Lease {
-            model: chosen.model as u32,
-            generation: self.generation,
-            session: session.map(str::to_string),
-            slot,
-            expires_ms: now_ms.saturating_add(self.shared.leases.ttl_ms),
-        };
-        let (id, evicted) = self.shared.leases.issue(lease);
-        if evicted > 0 {
-            self.shared
-                .stats
-                .leases_evicted
-                .fetch_add(evicted as u64, Ordering::Relaxed);
-        }
-        let spec = &c.models[chosen.model];
-        Ok(Decision {
-            decision_id: format!("d-{}-{id}", self.shared.boot),
-            model: &spec.name,
-            model_id: &spec.model,
-            provider: &spec.provider,
-            pool: chosen.pool.and_then(|p| {
-                let spec = &self.pools[p].spec;
-                let member = self.members[p]
-                    .iter()
-                    .position(|m| *m == Some(chosen.model))?;
-                Some(PoolRef {
-                    name: &spec.name,
-                    member,
-                })
-            }),
-            rule: RuleRef {
-                index: rule,
-                id: &info.id,
-                priority: info.priority.as_deref(),
-                file: &info.source.file,
-                line: info.source.line,
-            },
-            fallbacks: chain.iter().map(|e| self.entry(e)).collect(),
-            adjustments,
-            bundle: &self.bundle.hash,
-        })
+        Ok(session)
     }
 
-    /// The pool member for this request: the session's pin while it lives and its
-    /// member is healthy, else the next by smooth weighted round-robin over healthy
-    /// members. With no healthy member, the first by weight (health moves it later).
-    fn pick_member(
-        &self,
-        p: usize,
-        session: Option<&str>,
-        now_ms: u64,
-        adj: &mut Vec<Adjustment>,
-    ) -> usize {
-        let live = &self.pools[p];
-        let member_model = &self.members[p];
-        let healthy = |i: usize| member_model[i].is_some_and(|m| self.model_available(m));
+    /// Step 1: the rule the decision table picks, and its target.
+    fn step_table(&self, values: &[Option<Scalar>]) -> Result<(RuleIx, Target), RouteError> {
+        let rule = self.bundle.content.table.decide(values).ok_or_else(|| {
+            RouteError::new(422, "no_route", "no routing rule matches this request").help(
+                "add a `fallback:` rule to the policy, or check the request with `rulec explain`",
+            )
+        })?;
+        let rule = RuleIx::new(rule as usize);
+        let target = self
+            .ix
+            .targets
+            .get(rule)
+            .copied()
+            .flatten()
+            .ok_or_else(|| {
+                RouteError::new(
+                    500,
+                    "bundle_inconsistent",
+                    format!(
+                        "rule `{}` names a target the bundle does not declare",
+                        self.ix.names.rules.get(rule).map_or("?", |r| r)
+                    ),
+                )
+            })?;
+        Ok((rule, target))
+    }
+
+    /// Step 2: the model of the target; for a pool, its member for this request: the
+    /// session's pin while it lives and its member is healthy, else the next by smooth
+    /// weighted round-robin over healthy members. With no healthy member, the first by
+    /// weight (the health step moves it later).
+    fn step_pool(&self, rule: RuleIx, target: Target, session: Option<&str>, now_ms: u64) -> Plan {
+        let plan = |model, pool, pinned, adjustments| Plan {
+            rule,
+            picked: model,
+            model,
+            pool,
+            pinned,
+            timeout_ms: None,
+            adjustments,
+        };
+        let p = match target {
+            Target::Model(m) => return plan(m, None, false, Vec::new()),
+            Target::Pool(p) => p,
+        };
+        let live = &self.live.pools[p];
+        let members = &self.ix.members[p];
+        let member_model = |i: usize| members.get(i).copied().flatten();
+        let healthy = |i: usize| member_model(i).is_some_and(|m| self.model_available(m));
         if let (Some(s), Some(aff)) = (session, &live.affinity) {
-            if let Some(i) = lock(aff).get(s, now_ms, healthy) {
-                if let Some(m) = member_model[i] {
-                    adj.push(Adjustment {
-                        kind: "affinity",
-                        from: self.names.models[m].to_string(),
-                        to: self.names.models[m].to_string(),
-                        reason: format!("session `{s}` is pinned to this member"),
-                    });
-                    return m;
-                }
+            let pinned = lock(aff).get(s, now_ms, healthy);
+            if let Some(m) = pinned.and_then(member_model) {
+                let name = &self.ix.names.models[m];
+                let pin = Adjustment {
+                    kind: AdjustmentKind::Affinity,
+                    from: name.to_string(),
+                    to: name.to_string(),
+                    reason: format!("session `{s}` is pinned to this member"),
+                };
+                return plan(m, Some(p), true, vec![pin]);
             }
         }
         let picked = lock(&live.balancer).pick(healthy);
         let member = picked.unwrap_or_else(|| {
-            (0..live.spec.weights.len())
-                .max_by(|&a, &b| {
-                    live.spec.weights[a]
-                        .total_cmp(&live.spec.weights[b])
-                        .then(b.cmp(&a))
-                })
+            let w = &live.spec.weights;
+            (0..w.len())
+                .max_by(|&a, &b| w[a].total_cmp(&w[b]).then(b.cmp(&a)))
                 .unwrap_or(0)
         });
-        member_model.get(member).copied().flatten().unwrap_or(0)
+        let model = member_model(member).unwrap_or(ModelIx::new(0));
+        plan(model, Some(p), false, Vec::new())
     }
 
-    /// Budgets: a spent daily or session budget moves the model down the price ladder
+    /// Step 3: a spent daily or session budget moves the model down the price ladder
     /// to the cheapest model that can serve the request and meets the quality floor.
-    fn apply_budget(
-        &self,
-        model: &mut usize,
-        session: Option<&str>,
-        wall_ms: u64,
-        needs: &[&str],
-        adj: &mut Vec<Adjustment>,
-    ) {
+    fn step_budget(&self, plan: &mut Plan, session: Option<&str>, wall_ms: u64, needs: &[&str]) {
         let Some(b) = &self.bundle.content.budgets else {
             return;
         };
@@ -398,15 +202,324 @@ impl Gateway {
             }
             _ => return,
         };
-        if let Some(to) = self.cheaper(*model, needs).last().copied() {
-            adj.push(self.adjust("budget", *model, to, reason));
-            *model = to;
+        if let Some(to) = self.cheaper(plan.model, needs).last().copied() {
+            plan.move_to(
+                self.adjust(AdjustmentKind::Budget, plan.model, to, reason),
+                to,
+            );
+        }
+    }
+
+    /// Step 4: the switches of the cost windows in force, in rule order. Returns
+    /// whether one of them switches providers (carried out by step 5).
+    fn step_windows(&self, plan: &mut Plan, needs: &[&str]) -> bool {
+        let mut switch_provider = false;
+        for (machine, switch) in self.active_switches() {
+            let (kind, to) = match &switch {
+                Switch::Downgrade { to } => (
+                    AdjustmentKind::Downgrade,
+                    self.downgrade_of(plan.model, to, needs),
+                ),
+                Switch::FallbackFast { model } => (
+                    AdjustmentKind::FallbackFast,
+                    self.model(model).filter(|&m| self.usable(m, needs)),
+                ),
+                Switch::SwitchProvider => {
+                    switch_provider = true;
+                    continue;
+                }
+            };
+            if let Some(to) = to.filter(|&t| t != plan.model) {
+                let reason = format!("cost window `{machine}` is switched");
+                plan.move_to(self.adjust(kind, plan.model, to, reason), to);
+            }
+        }
+        switch_provider
+    }
+
+    /// Step 5: a model on the primary provider moves to a fallback's stand-in while
+    /// the primary is failed over (unless it is half-open: its traffic is the probe)
+    /// or a cost window switched providers.
+    fn step_failover(&self, plan: &mut Plan, switch_provider: bool, needs: &[&str]) {
+        let Some(primary) = self
+            .ix
+            .primary
+            .filter(|&p| self.provider_of(plan.model) == Some(p))
+        else {
+            return;
+        };
+        let failed_over = self.failed_over() && !self.half_open(primary);
+        if !failed_over && !switch_provider {
+            return;
+        }
+        let Some((to, timeout_ms)) = self.failover_target(plan.model, needs) else {
+            return;
+        };
+        let (kind, reason) = if failed_over {
+            (
+                AdjustmentKind::Failover,
+                format!(
+                    "provider `{}` is failed over",
+                    self.ix.names.providers[primary]
+                ),
+            )
+        } else {
+            (
+                AdjustmentKind::SwitchProvider,
+                "a cost window switched providers".to_string(),
+            )
+        };
+        plan.move_to(self.adjust(kind, plan.model, to, reason), to);
+        plan.timeout_ms = Some(timeout_ms);
+    }
+
+    /// Step 6: the ordered fallback chain: for each origin (the answer, then the model
+    /// the table picked, then the pool's other members) the pool's members by weight
+    /// and the origin's stand-ins on the failover fallbacks (when it runs on the
+    /// primary); then the policy's fallback rule. Only models that can serve the
+    /// request, each once, never the answer itself.
+    fn step_chain(&self, plan: &Plan, needs: &[&str]) -> Vec<Candidate> {
+        let answer = plan.model;
+        let pool = plan.pool;
+        let mut origins = vec![answer];
+        if plan.picked != answer {
+            origins.push(plan.picked);
+        }
+        if let Some(p) = pool {
+            origins.extend(self.ix.members_by_weight[p].iter().copied());
+        }
+        let mut out: Vec<Candidate> = Vec::new();
+        let push = |out: &mut Vec<Candidate>, model, pool, timeout_ms| {
+            if model != answer && self.usable(model, needs) && !out.iter().any(|x| x.model == model)
+            {
+                out.push(Candidate {
+                    model,
+                    pool,
+                    timeout_ms,
+                });
+            }
+        };
+        let member_of = |m: ModelIx| pool.filter(|&p| self.ix.is_member(p, m));
+        for (k, &origin) in origins.iter().enumerate() {
+            if k == 0 {
+                if let Some(p) = pool {
+                    for &m in &self.ix.members_by_weight[p] {
+                        push(&mut out, m, Some(p), None);
+                    }
+                }
+            } else {
+                push(&mut out, origin, member_of(origin), None);
+            }
+            if let (Some(primary), Some(f)) = (self.ix.primary, &self.bundle.content.failover) {
+                if self.provider_of(origin) == Some(primary) {
+                    for &i in &self.ix.fallbacks_by_weight {
+                        if let Some(m) = self.ix.stand_ins[origin][i] {
+                            push(&mut out, m, None, Some(fallback_timeout(f, i)));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(fb) = self.ix.fallback_rule.filter(|&f| f != plan.rule) {
+            match self.ix.targets[fb] {
+                Some(Target::Model(m)) => push(&mut out, m, None, None),
+                Some(Target::Pool(p)) => {
+                    for &m in &self.ix.members_by_weight[p] {
+                        push(&mut out, m, Some(p), None);
+                    }
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// Step 7: an answer that cannot take traffic (provider unhealthy, model
+    /// disabled) moves to the first of the chain; with nothing there, it stands, and
+    /// the decision says so. An answer that is a member of the pool (picked or moved
+    /// to) needs its slot.
+    fn step_health(&self, plan: &mut Plan, chain: &mut Vec<Candidate>) -> Candidate {
+        let model = plan.model;
+        let first = Candidate {
+            model,
+            pool: plan.pool.filter(|&p| self.ix.is_member(p, model)),
+            timeout_ms: plan.timeout_ms,
+        };
+        if self.model_available(model) {
+            return first;
+        }
+        if chain.is_empty() {
+            plan.adjustments.push(Adjustment {
+                kind: AdjustmentKind::AllUnhealthy,
+                from: self.ix.names.models[model].to_string(),
+                to: self.ix.names.models[model].to_string(),
+                reason: format!(
+                    "{}, and no model of the fallback chain can serve the request",
+                    self.unavailable_reason(model)
+                ),
+            });
+            return first;
+        }
+        let next = chain.remove(0);
+        let reason = self.unavailable_reason(model);
+        plan.move_to(
+            self.adjust(AdjustmentKind::Unhealthy, model, next.model, reason),
+            next.model,
+        );
+        next
+    }
+
+    /// Step 8: takes the candidate's pool slot; a full pool overflows down the chain
+    /// to the first candidate whose pool (if any) has room. Never waits.
+    fn step_admission(
+        &self,
+        first: Candidate,
+        chain: &mut Vec<Candidate>,
+        adj: &mut Vec<Adjustment>,
+    ) -> Result<(Candidate, Option<Slot>), RouteError> {
+        let Some(full) = first.pool else {
+            return Ok((first, None));
+        };
+        if let Some(slot) = self.take_slot(full) {
+            self.live.pools[full].admissions.count(Admission::Taken);
+            return Ok((first, Some(slot)));
+        }
+        self.live.pools[full].admissions.count(Admission::Full);
+        let outside = |c: &Candidate| c.pool != Some(full);
+        for i in 0..chain.len() {
+            let c = chain[i];
+            if !outside(&c) {
+                continue;
+            }
+            let slot = match c.pool {
+                None => None,
+                Some(p) => match self.take_slot(p) {
+                    Some(slot) => Some(slot),
+                    None => continue,
+                },
+            };
+            chain.remove(i);
+            self.live.pools[full].admissions.count(Admission::Overflow);
+            let spec = &self.live.pools[full].spec;
+            adj.push(self.adjust(
+                AdjustmentKind::Overflow,
+                first.model,
+                c.model,
+                format!(
+                    "pool `{}` has all {} slots in use",
+                    spec.name, spec.max_concurrent
+                ),
+            ));
+            return Ok((c, slot));
+        }
+        let tried: Vec<String> = chain
+            .iter()
+            .filter(|c| outside(c))
+            .map(|c| format!("`{}`", self.ix.names.models[c.model]))
+            .collect();
+        let rest = if tried.is_empty() {
+            "the fallback chain has no model outside the pool that can serve the request"
+                .to_string()
+        } else {
+            format!(
+                "no model of the fallback chain has room ({})",
+                tried.join(", ")
+            )
+        };
+        Err(RouteError {
+            retry_after: Some(1),
+            ..RouteError::new(
+                503,
+                "pool_full",
+                format!(
+                    "pool `{}` has all its slots in use, and {rest}",
+                    self.live.pools[full].spec.name
+                ),
+            )
+            .help("retry after a second; raise `max_concurrent` if this happens under normal load")
+        })
+    }
+
+    /// A slot of the pool, if it has room; keeps the pool's peak.
+    fn take_slot(&self, p: PoolIx) -> Option<Slot> {
+        let live = &self.live.pools[p];
+        let slot = live.limit.try_take()?;
+        // read first: a write on every decision would bounce the line
+        let now = live.limit.in_flight();
+        if now > live.peak.load(Ordering::Relaxed) {
+            live.peak.fetch_max(now, Ordering::Relaxed);
+        }
+        Some(slot)
+    }
+
+    /// Pins the session to the member the pool step picked, when that is the answer.
+    fn pin_session(&self, plan: &Plan, chosen: Candidate, session: Option<&str>, now_ms: u64) {
+        let Some(p) = plan.pool else { return };
+        if plan.pinned || chosen.model != plan.picked || chosen.pool != plan.pool {
+            return;
+        }
+        let (Some(s), Some(aff)) = (session, &self.live.pools[p].affinity) else {
+            return;
+        };
+        if let Some(member) = self.ix.member_position(p, plan.picked) {
+            lock(aff).pin(s, member, now_ms);
+        }
+    }
+
+    /// Counts the decision, issues its lease (which holds the slot) and writes it.
+    fn decide(
+        &self,
+        plan: Plan,
+        chosen: Candidate,
+        slot: Option<Slot>,
+        chain: &[Candidate],
+        session: Option<&str>,
+        now_ms: u64,
+    ) -> Decision<'_> {
+        self.count_decision(plan.rule, chosen.model);
+        let lease = Lease {
+            model: chosen.model.as_u32(),
+            generation: self.generation,
+            session: session.map(str::to_string),
+            slot,
+            expires_ms: now_ms.saturating_add(self.shared.leases.ttl_ms),
+        };
+        let (id, evicted) = self.shared.leases.issue(lease);
+        if evicted > 0 {
+            self.shared
+                .stats
+                .leases_evicted
+                .fetch_add(evicted as u64, Ordering::Relaxed);
+        }
+        let spec = self.model_spec(chosen.model);
+        let info = &self.bundle.content.table.rules[plan.rule.as_u32() as usize];
+        Decision {
+            decision_id: format!("d-{}-{id}", self.shared.boot),
+            model: &spec.name,
+            model_id: &spec.model,
+            provider: &spec.provider,
+            pool: chosen.pool.and_then(|p| {
+                Some(PoolRef {
+                    name: &self.live.pools[p].spec.name,
+                    member: self.ix.member_position(p, chosen.model)?,
+                })
+            }),
+            rule: RuleRef {
+                index: plan.rule.as_u32(),
+                id: &info.id,
+                priority: info.priority.as_deref(),
+                file: &info.source.file,
+                line: info.source.line,
+            },
+            fallbacks: chain.iter().map(|e| self.entry(e)).collect(),
+            adjustments: plan.adjustments,
+            bundle: &self.bundle.hash,
         }
     }
 
     /// The models below `model` on the price ladder that can serve the request
     /// (capabilities, health), cheapest last, down to the quality threshold.
-    fn cheaper(&self, model: usize, needs: &[&str]) -> Vec<usize> {
+    fn cheaper(&self, model: ModelIx, needs: &[&str]) -> Vec<ModelIx> {
         let min_quality = self
             .bundle
             .content
@@ -416,11 +529,11 @@ impl Gateway {
             .unwrap_or(f64::NEG_INFINITY);
         let mut out = Vec::new();
         let mut at = model;
-        while let Some(next) = self.next_cheaper.get(at).copied().flatten() {
+        while let Some(next) = self.ix.next_cheaper.get(at).copied().flatten() {
             if next == model || out.contains(&next) {
                 break;
             }
-            if self.models()[next].quality.unwrap_or(f64::INFINITY) < min_quality {
+            if self.model_spec(next).quality.unwrap_or(f64::INFINITY) < min_quality {
                 break;
             }
             if self.usable(next, needs) {
@@ -432,12 +545,12 @@ impl Gateway {
     }
 
     /// A model can take this request: available, with every capability it needs.
-    pub(super) fn usable(&self, m: usize, needs: &[&str]) -> bool {
+    pub(super) fn usable(&self, m: ModelIx, needs: &[&str]) -> bool {
         self.model_available(m) && self.fits(m, needs)
     }
 
-    fn fits(&self, m: usize, needs: &[&str]) -> bool {
-        let caps = &self.models()[m].capabilities;
+    fn fits(&self, m: ModelIx, needs: &[&str]) -> bool {
+        let caps = &self.model_spec(m).capabilities;
         needs.iter().all(|n| caps.iter().any(|c| c == n))
     }
 
@@ -459,7 +572,12 @@ impl Gateway {
 
     /// Where a switched cost window's downgrade goes: the next cheaper model that can
     /// serve the request (above the quality floor), or the model the policy names.
-    fn downgrade_of(&self, model: usize, to: &DowngradeTarget, needs: &[&str]) -> Option<usize> {
+    fn downgrade_of(
+        &self,
+        model: ModelIx,
+        to: &DowngradeTarget,
+        needs: &[&str],
+    ) -> Option<ModelIx> {
         match to {
             DowngradeTarget::NextCheaper => self.cheaper(model, needs).first().copied(),
             DowngradeTarget::Model(name) => self.model(name).filter(|&m| self.usable(m, needs)),
@@ -469,195 +587,49 @@ impl Gateway {
     /// The model on a failover fallback provider that stands in for `model`: a
     /// provider picked by weighted round-robin over the healthy fallbacks, and its
     /// model closest to the original.
-    fn failover_target(&self, model: usize, needs: &[&str]) -> Option<(usize, u64)> {
+    fn failover_target(&self, model: ModelIx, needs: &[&str]) -> Option<(ModelIx, u64)> {
         let f = self.bundle.content.failover.as_ref()?;
-        let live = self.failover.as_ref()?;
-        let stand_ins = self.stand_ins.get(model)?;
-        let i =
-            lock(&live.balancer).pick(|i| stand_ins[i].is_some_and(|m| self.usable(m, needs)))?;
-        Some((stand_ins[i]?, f.fallbacks[i].timeout_ms))
+        let live = self.live.failover.as_ref()?;
+        let stand_ins = self.ix.stand_ins.get(model)?;
+        let usable = |i: usize| {
+            stand_ins
+                .get(FallbackIx::new(i))
+                .copied()
+                .flatten()
+                .is_some_and(|m| self.usable(m, needs))
+        };
+        let i = FallbackIx::new(lock(&live.balancer).pick(usable)?);
+        Some((stand_ins[i]?, fallback_timeout(f, i)))
     }
 
-    /// The ordered fallback chain: for each origin (the answer, then the model the
-    /// table picked, then the pool's other members) the pool's members by weight and
-    /// the origin's stand-ins on the failover fallbacks (when it runs on the primary);
-    /// then the policy's fallback rule. Only models that can serve the request, each
-    /// once, never the answer itself.
-    fn chain(
-        &self,
-        origins: &[usize],
-        pool: Option<usize>,
-        rule: u32,
-        needs: &[&str],
-    ) -> Vec<Candidate> {
-        let answer = origins[0];
-        let mut out: Vec<Candidate> = Vec::new();
-        let push = |out: &mut Vec<Candidate>, model: usize, pool: Option<usize>, timeout_ms| {
-            if model != answer && self.usable(model, needs) && !out.iter().any(|x| x.model == model)
-            {
-                out.push(Candidate {
-                    model,
-                    pool,
-                    timeout_ms,
-                });
-            }
-        };
-        let member_of = |m: usize| pool.filter(|&p| self.members[p].contains(&Some(m)));
-        for (k, &origin) in origins.iter().enumerate() {
-            if k > 0 {
-                push(&mut out, origin, member_of(origin), None);
-            }
-            if k == 0 {
-                if let Some(p) = pool {
-                    for &m in &self.members_by_weight[p] {
-                        push(&mut out, m, Some(p), None);
-                    }
-                }
-            }
-            if let (Some(primary), Some(f)) = (self.primary, &self.bundle.content.failover) {
-                if self.provider_of(origin) == Some(primary) {
-                    for &i in &self.fallbacks_by_weight {
-                        if let Some(m) = self.stand_ins[origin][i] {
-                            push(&mut out, m, None, Some(f.fallbacks[i].timeout_ms));
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(fb) = self.fallback_rule.filter(|&f| f as u32 != rule) {
-            let rules = &self.bundle.content.table.rules;
-            match (rules[fb].target.kind, self.targets[fb]) {
-                (TargetKind::Model, Some(m)) => push(&mut out, m, None, None),
-                (TargetKind::Pool, Some(p)) => {
-                    for &m in &self.members_by_weight[p] {
-                        push(&mut out, m, Some(p), None);
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// Takes the candidate's pool slot; a full pool overflows down the chain to the
-    /// first candidate whose pool (if any) has room. Never waits.
-    fn admit(
-        &self,
-        first: Candidate,
-        chain: &mut Vec<Candidate>,
-        adj: &mut Vec<Adjustment>,
-    ) -> Result<(Candidate, Option<Slot>), RouteError> {
-        let take = |c: &Candidate| -> Result<Option<Slot>, ()> {
-            let Some(p) = c.pool else { return Ok(None) };
-            let live = &self.pools[p];
-            match live.limit.try_take() {
-                Some(slot) => {
-                    // read first: a write on every decision would bounce the line
-                    let now = live.limit.in_flight();
-                    if now > live.peak.load(Ordering::Relaxed) {
-                        live.peak.fetch_max(now, Ordering::Relaxed);
-                    }
-                    Ok(Some(slot))
-                }
-                None => Err(()),
-            }
-        };
-        let pool_name = |c: &Candidate| {
-            c.pool
-                .map(|p| self.pools[p].spec.name.as_str())
-                .unwrap_or("")
-        };
-        match take(&first) {
-            Ok(slot) => {
-                if first.pool.is_some() {
-                    self.admitted(&first, 0);
-                }
-                return Ok((first, slot));
-            }
-            Err(()) => self.admitted(&first, 1),
-        }
-        let full = first.pool;
-        let mut i = 0;
-        while i < chain.len() {
-            let c = chain[i];
-            if c.pool.is_some() && c.pool == full {
-                i += 1;
-                continue;
-            }
-            if let Ok(slot) = take(&c) {
-                chain.remove(i);
-                self.admitted(&first, 2);
-                adj.push(self.adjust(
-                    "overflow",
-                    first.model,
-                    c.model,
-                    format!(
-                        "pool `{}` has all {} slots in use",
-                        pool_name(&first),
-                        self.pools[full.unwrap_or(0)].spec.max_concurrent
-                    ),
-                ));
-                return Ok((c, slot));
-            }
-            i += 1;
-        }
-        let name = pool_name(&first).to_string();
-        let tried: Vec<String> = chain
-            .iter()
-            .filter(|c| !(c.pool.is_some() && c.pool == full))
-            .map(|c| format!("`{}`", self.names.models[c.model]))
-            .collect();
-        let rest = if tried.is_empty() {
-            "the fallback chain has no model outside the pool that can serve the request"
-                .to_string()
-        } else {
-            format!(
-                "no model of the fallback chain has room ({})",
-                tried.join(", ")
-            )
-        };
-        Err(RouteError {
-            retry_after: Some(1),
-            ..RouteError::new(
-                503,
-                "pool_full",
-                format!("pool `{name}` has all its slots in use, and {rest}"),
-            )
-            .help("retry after a second; raise `max_concurrent` if this happens under normal load")
-        })
-    }
-
-    /// Counts a pool admission: 0 taken, 1 full, 2 overflow.
-    fn admitted(&self, c: &Candidate, outcome: usize) {
-        if let Some(p) = c.pool {
-            self.pools[p].admissions[outcome].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn unavailable_reason(&self, model: usize) -> String {
-        if self.models()[model].status == "disabled" {
-            return format!("model `{}` is disabled", self.names.models[model]);
+    fn unavailable_reason(&self, model: ModelIx) -> String {
+        let name = &self.ix.names.models[model];
+        if self.ix.disabled[model] {
+            return format!("model `{name}` is disabled");
         }
         match self.provider_of(model) {
-            Some(p) => format!("provider `{}` is unhealthy", self.names.providers[p]),
-            None => format!(
-                "model `{}` has no declared provider",
-                self.names.models[model]
-            ),
+            Some(p) => format!("provider `{}` is unhealthy", self.ix.names.providers[p]),
+            None => format!("model `{name}` has no declared provider"),
         }
     }
 
-    fn adjust(&self, kind: &'static str, from: usize, to: usize, reason: String) -> Adjustment {
+    fn adjust(
+        &self,
+        kind: AdjustmentKind,
+        from: ModelIx,
+        to: ModelIx,
+        reason: String,
+    ) -> Adjustment {
         Adjustment {
             kind,
-            from: self.names.models[from].to_string(),
-            to: self.names.models[to].to_string(),
+            from: self.ix.names.models[from].to_string(),
+            to: self.ix.names.models[to].to_string(),
             reason,
         }
     }
 
     fn entry(&self, c: &Candidate) -> ChainEntry<'_> {
-        let m = &self.models()[c.model];
+        let m = self.model_spec(c.model);
         ChainEntry {
             model: &m.name,
             model_id: &m.model,
@@ -665,4 +637,10 @@ impl Gateway {
             timeout_ms: c.timeout_ms,
         }
     }
+}
+
+fn fallback_timeout(f: &crate::bundle::spec::FailoverSpec, i: FallbackIx) -> u64 {
+    f.fallbacks
+        .get(i.as_u32() as usize)
+        .map_or(0, |x| x.timeout_ms)
 }

@@ -185,7 +185,7 @@ fn admin_reset(app: &Arc<App>, req: Request<Incoming>, name: &str) -> Reply {
         return error(&e);
     }
     let gateway = app.gateway();
-    let Some(p) = gateway.providers.iter().position(|p| p.name == name) else {
+    let Some(p) = gateway.provider_ix(name) else {
         return error(&RouteError::new(
             404,
             "unknown_provider",

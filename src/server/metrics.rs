@@ -119,7 +119,7 @@ pub fn render(app: &App) -> String {
         o.sample("rulec_cost_dollars_total", &["model"], &[m], v);
     }
     o.head("rulec_pool_in_flight", "gauge", "calls holding a pool slot");
-    for p in &g.pools {
+    for p in g.pools() {
         o.sample(
             "rulec_pool_in_flight",
             &["pool"],
@@ -132,7 +132,7 @@ pub fn render(app: &App) -> String {
         "gauge",
         "the pool's max_concurrent",
     );
-    for p in &g.pools {
+    for p in g.pools() {
         o.sample(
             "rulec_pool_max_concurrent",
             &["pool"],
@@ -151,7 +151,7 @@ pub fn render(app: &App) -> String {
         "gauge",
         "1 for the provider's current health state",
     );
-    for (p, live) in g.providers.iter().enumerate() {
+    for (p, live) in g.providers() {
         if let Some(m) = g.health_machine(p) {
             let current = lock(&live.instance).state;
             for (i, state) in m.states.iter().enumerate() {
@@ -170,16 +170,12 @@ pub fn render(app: &App) -> String {
         "gauge",
         "1 when the provider takes traffic",
     );
-    for live in &g.providers {
+    for (_, live) in g.providers() {
         o.sample(
             "rulec_provider_healthy",
             &["provider"],
             &[live.name.as_str()],
-            if live.healthy.load(Ordering::Acquire) {
-                1.0
-            } else {
-                0.0
-            },
+            if live.healthy() { 1.0 } else { 0.0 },
         );
     }
     o.head(
@@ -187,7 +183,7 @@ pub fn render(app: &App) -> String {
         "gauge",
         "1 for the failover machine's current state",
     );
-    if let (Some(m), Some(live)) = (g.failover_machine(), &g.failover) {
+    if let (Some(m), Some(live)) = (g.failover_machine(), &g.live.failover) {
         let current = Gateway::state_of(m, &live.instance);
         for state in &m.states {
             o.sample(

@@ -43,7 +43,7 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
     if let Some(dir) = &app.config.state_dir {
         match persist::read(dir) {
             Ok(Some(saved)) => {
-                let n = persist::restore(&app.gateway(), &saved, app.now_ms());
+                let n = app.gateway().restore(&saved, app.now_ms());
                 tracing::info!(dir = %dir.display(), machines = n, saved_for = %saved.bundle, "restored live state");
             }
             Ok(None) => {}

@@ -11,7 +11,7 @@ use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::bundle::spec::ProviderSpec;
+use crate::bundle::spec::{keyword, ProviderSpec};
 
 pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 
@@ -22,14 +22,7 @@ pub fn client() -> HttpClient {
 /// The URL a provider's checks request: `health_path` under `base_url`, else the
 /// models listing of its API.
 pub fn url(p: &ProviderSpec) -> String {
-    let path = p.health_path.clone().unwrap_or_else(|| {
-        if p.kind == "anthropic" {
-            "/v1/models".into()
-        } else {
-            "/models".into()
-        }
-    });
-    format!("{}{}", p.base_url.trim_end_matches('/'), path)
+    format!("{}{}", p.base_url.trim_end_matches('/'), p.check_path())
 }
 
 /// Sends one check. `Ok` with a description on a 2xx answer, `Err` with the reason.
@@ -41,9 +34,9 @@ pub async fn check(
     let url = url(p);
     let mut req = Request::get(&url);
     if let Some(key) = p.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
-        req = if p.kind == "anthropic" {
+        req = if p.is_anthropic() {
             req.header("x-api-key", key)
-                .header("anthropic-version", "2023-06-01")
+                .header("anthropic-version", keyword::ANTHROPIC_VERSION)
         } else {
             req.header("authorization", format!("Bearer {key}"))
         };

@@ -16,22 +16,20 @@ pub fn status(app: &App) -> Json {
     let now = app.now_ms();
     let c = &g.bundle.content;
     let providers: Vec<Json> = g
-        .providers
-        .iter()
-        .enumerate()
+        .providers()
         .map(|(p, live)| {
             let inst = *lock(&live.instance);
             let machine = g.health_machine(p);
             let check = lock(&live.last_check).clone();
-            let spec = &c.providers[p];
+            let spec = g.provider_spec(p);
             json!({
                 "name": live.name,
-                "healthy": live.healthy.load(Ordering::Acquire),
+                "healthy": live.healthy(),
                 "state": machine.map_or("healthy", |m| m.state_name(inst.state)),
                 "consecutive_failures": inst.counters[usize::from(health::FAILURES.0)],
                 "failed_probes": inst.counters[usize::from(health::RETRIES.0)],
                 "next_probe_in_ms": inst.timer_at_ms.map(|t| t.saturating_sub(now)),
-                "active_checks": if !g.passive[p] { Json::from(probe::url(spec)) } else { Json::from("off: https endpoints are checked passively") },
+                "active_checks": if !g.passive(p) { Json::from(probe::url(spec)) } else { Json::from("off: https endpoints are checked passively") },
                 "check": machine.and_then(|m| match &m.params {
                     Params::Health(h) => Some(json!({
                         "interval_ms": h.check.interval_ms,
@@ -47,11 +45,10 @@ pub fn status(app: &App) -> Json {
             })
         })
         .collect();
-    let models: Vec<Json> = c
-        .models
-        .iter()
-        .enumerate()
-        .map(|(m, spec)| {
+    let models: Vec<Json> = g
+        .model_ixs()
+        .map(|m| {
+            let spec = g.model_spec(m);
             json!({
                 "name": spec.name,
                 "provider": spec.provider,
@@ -61,8 +58,7 @@ pub fn status(app: &App) -> Json {
         })
         .collect();
     let pools: Vec<Json> = g
-        .pools
-        .iter()
+        .pools()
         .map(|p| {
             json!({
                 "name": p.spec.name,
@@ -95,13 +91,16 @@ pub fn status(app: &App) -> Json {
             })
         })
         .collect();
-    let failover = g.failover_machine().zip(g.failover.as_ref()).map(|(m, live)| {
-        json!({
-            "state": Gateway::state_of(m, &live.instance),
-            "primary": c.failover.as_ref().map(|f| &f.primary),
-            "routing_to": if live.to_fallbacks.load(Ordering::Acquire) { "fallbacks" } else { "primary" },
-        })
-    });
+    let failover = g
+        .failover_machine()
+        .zip(g.live.failover.as_ref())
+        .map(|(m, live)| {
+            json!({
+                "state": Gateway::state_of(m, &live.instance),
+                "primary": c.failover.as_ref().map(|f| &f.primary),
+                "routing_to": if live.to_fallbacks() { "fallbacks" } else { "primary" },
+            })
+        });
     let budgets = c.budgets.as_ref().map(|b| {
         json!({
             "daily": {"spent": g.shared.budgets.today(app.wall_ms()), "max": b.max_daily_budget},

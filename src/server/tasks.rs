@@ -20,7 +20,7 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// Carries out what a machine asked for: recovery probes, sent in the background.
 pub fn carry_out(app: &Arc<App>, gateway: &Gateway, effects: Vec<Effect>) {
     for Effect::Probe(p) in effects {
-        let name = gateway.providers[p].name.clone();
+        let name = gateway.live.providers[p].name.clone();
         spawn_probe(Arc::clone(app), name, Kind::Recovery, None);
     }
 }
@@ -43,10 +43,10 @@ fn spawn_probe(
         // however the check ends, the provider may be checked again
         let _done = InFlight(in_flight, provider.clone());
         let gateway = app.gateway();
-        let Some(p) = gateway.providers.iter().position(|x| x.name == provider) else {
+        let Some(p) = gateway.provider_ix(&provider) else {
             return;
         };
-        let spec = gateway.bundle.content.providers[p].clone();
+        let spec = gateway.provider_spec(p).clone();
         let timeout = gateway
             .health_machine(p)
             .and_then(|m| match &m.params {
@@ -57,13 +57,13 @@ fn spawn_probe(
         let result = probe::check(&client(), &spec, Duration::from_millis(timeout.max(1))).await;
         // the answer goes to the gateway in use now, which may be a newer one
         let gateway = app.gateway();
-        if let Some(p) = gateway.providers.iter().position(|x| x.name == provider) {
+        if let Some(p) = gateway.provider_ix(&provider) {
             let now = app.now_ms();
             let (ok, detail) = match &result {
                 Ok(d) => (true, d.clone()),
                 Err(d) => (false, d.clone()),
             };
-            *lock(&gateway.providers[p].last_check) = Some(CheckResult {
+            *lock(&gateway.live.providers[p].last_check) = Some(CheckResult {
                 at_ms: now,
                 ok,
                 detail: detail.clone(),
@@ -124,15 +124,15 @@ pub async fn supervise(app: Arc<App>) {
         interval.tick().await;
         let gateway = app.gateway();
         let now = app.now_ms();
-        for (p, live) in gateway.providers.iter().enumerate() {
+        for (p, live) in gateway.providers() {
             let Some(machine) = gateway.health_machine(p) else {
                 continue;
             };
             let Params::Health(params) = &machine.params else {
                 continue;
             };
-            let spec = &gateway.bundle.content.providers[p];
-            if gateway.passive[p] {
+            let spec = gateway.provider_spec(p);
+            if gateway.passive(p) {
                 if warned.insert(spec.name.clone()) {
                     tracing::warn!(provider = %spec.name, base_url = %spec.base_url, "no active health checks for https endpoints yet: health comes from reported outcomes");
                 }
