@@ -55,12 +55,14 @@ pub fn run(args: Args) -> ExitCode {
     if let Some(code) = &args.explain {
         return match Code::parse(code) {
             Some(code) => {
-                emit(&rulec::diag::docs::explain(code));
+                emit(&rulec::tools::code_docs::explain(code));
                 ExitCode::SUCCESS
             }
             None => {
                 eprintln!("error: `{code}` is not a rulec diagnostic code");
-                eprintln!("help: codes look like `E020` or `W060`; the README lists them all");
+                eprintln!(
+                    "help: codes look like `E020` or `W060`; docs/codes/README.md lists them all"
+                );
                 ExitCode::from(2)
             }
         };

@@ -1,6 +1,7 @@
 //! The registry of diagnostic codes: one entry per code with its severity and its doc
-//! (what, why, example, fix). `--explain` and the README's code list are both generated
-//! from here; each example is the code's own test fixture, so every example is checked.
+//! (what, why, example, fix). `--explain` and the pages under `docs/codes/` are both
+//! generated from here (by `tools::code_docs`); each example is the code's own test
+//! fixture, so every example is checked.
 
 use super::Severity;
 

@@ -2,7 +2,6 @@
 //! a help line. Every stage produces these; only `render` turns them into text.
 
 pub mod codes;
-pub mod docs;
 pub mod render;
 pub mod suggest;
 

@@ -26,7 +26,7 @@ pub const FAILURES: CounterId = CounterId(0);
 pub const RETRIES: CounterId = CounterId(1);
 
 /// Used when neither a pool nor `load_balancing` gives a health check; the values of
-/// the README's example.
+/// the example in `docs/policy-format.md`.
 pub const DEFAULT_CHECK_INTERVAL_MS: u64 = 30_000;
 pub const DEFAULT_CHECK_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_UNHEALTHY_THRESHOLD: u32 = 3;

@@ -287,8 +287,8 @@ impl Update {
     }
 }
 
-/// The gateway's own event types (see the README) that machines emit notifications
-/// for; the notification routes of the policy decide where they go.
+/// The gateway's own event types (listed in `docs/policy-format.md`) that machines emit
+/// notifications for; the notification routes of the policy decide where they go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyEvent {

@@ -1,37 +1,82 @@
-//! The README's list of diagnostic codes is generated from the code registry; this test
-//! fails when they drift apart. `RULEC_BLESS=1 cargo test` rewrites the README section.
+//! The pages under `docs/codes/` (one per diagnostic code, and their index) are generated
+//! from the code registry; these tests fail when a page drifts from it, and
+//! `RULEC_BLESS=1 cargo test --test integration docs` rewrites them.
+
+use std::collections::BTreeSet;
+
+use rulec::tools::code_docs;
 
 use crate::common::root;
 
-const START: &str = "<!-- codes:start -->\n";
-const END: &str = "<!-- codes:end -->";
+const BLESS: &str = "RULEC_BLESS=1 cargo test --test integration docs";
 
 #[test]
-fn readme_lists_every_code_as_generated() {
-    let path = root().join("README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md");
-    let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else {
-        panic!("README.md lacks the {START:?} ... {END:?} markers");
-    };
-    let current = &readme[a + START.len()..b];
-    let generated = rulec::diag::docs::markdown();
-    if current != generated {
-        if std::env::var_os("RULEC_BLESS").is_some() {
-            let updated = format!("{}{START}{generated}{}", &readme[..a], &readme[b..]);
-            std::fs::write(&path, updated).expect("write README.md");
-        } else {
-            panic!("the README's code list is stale: run `RULEC_BLESS=1 cargo test readme` and commit README.md");
+fn code_pages_are_current() {
+    let dir = root().join(code_docs::PAGES_DIR);
+    let bless = std::env::var_os("RULEC_BLESS").is_some();
+    if bless {
+        std::fs::create_dir_all(&dir).expect("create docs/codes");
+    }
+    let pages = code_docs::all_pages();
+    let mut problems = Vec::new();
+    for (name, generated) in &pages {
+        let path = dir.join(name);
+        let current = std::fs::read_to_string(&path).ok();
+        if current.as_deref() == Some(generated.as_str()) {
+            continue;
         }
+        if bless {
+            std::fs::write(&path, generated).expect("write a code page");
+        } else if current.is_none() {
+            problems.push(format!("docs/codes/{name} is missing"));
+        } else {
+            problems.push(format!(
+                "docs/codes/{name} differs from the registry in src/diag/codes.rs or its fixture's output"
+            ));
+        }
+    }
+    // a page whose code left the registry would mislead; only generated pages live here
+    let expected: BTreeSet<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    for entry in std::fs::read_dir(&dir).expect("read docs/codes") {
+        let entry = entry.expect("read docs/codes");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && !expected.contains(name.as_str()) {
+            if bless {
+                std::fs::remove_file(entry.path()).expect("remove a stale code page");
+            } else {
+                problems.push(format!("docs/codes/{name} names no code in the registry"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the generated code pages are stale:\n  {}\nrun `{BLESS}` and commit docs/codes/",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_page_and_explanation_shows_its_code_reported() {
+    for code in rulec::diag::codes::ALL {
+        let reported = format!("[{code}]");
+        let text = code_docs::explain(*code);
+        assert!(
+            text.contains(&reported),
+            "the example of {code} does not report {code}:\n{text}"
+        );
+        let page = code_docs::page(*code);
+        assert!(
+            page.contains(&reported),
+            "the page of {code} does not show {code} reported:\n{page}"
+        );
     }
 }
 
 #[test]
-fn every_explanation_renders_its_example() {
+fn the_index_links_every_code() {
+    let index = code_docs::index();
     for code in rulec::diag::codes::ALL {
-        let text = rulec::diag::docs::explain(*code);
-        assert!(
-            text.contains(&format!("[{code}]")),
-            "the example of {code} does not report {code}:\n{text}"
-        );
+        let link = format!("[{code}]({code}.md)");
+        assert!(index.contains(&link), "the index lacks {link}");
     }
 }
