@@ -2,6 +2,12 @@
 //! loopback: weighted round-robin shares, session affinity, `max_concurrent`, active
 //! health checks with recovery backoff against fake providers, cost-window
 //! downgrades, and hot reload under concurrent load.
+//!
+//! What these tests judge is what only a real server shows: status codes, headers
+//! and bodies, and the wiring of its timers and checks to the gateway. Exact timing
+//! (ttls, backoff schedules, window edges) is tested in-process with a controlled
+//! clock (`runtime_*`), so nothing here waits a fixed time for a deadline to pass:
+//! conditions are polled with a generous deadline instead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,7 +42,10 @@ fn live(name: &str) -> Live {
     let text = text
         .replace("@ALPHA@", &alpha.port.to_string())
         .replace("@BETA@", &beta.port.to_string())
-        .replace("@GAMMA@", &gamma.port.to_string());
+        .replace("@GAMMA@", &gamma.port.to_string())
+        // pins outlast any test here, so that no assertion races the ttl on a loaded
+        // machine; the lapse itself is tested in-process (`runtime_pools`)
+        .replace("ttl: 1500ms", "ttl: 10m");
     let policy = scratch(name).join("live.yaml");
     std::fs::write(&policy, text).expect("write policy");
     Live {
@@ -180,6 +189,8 @@ fn three_failed_checks_make_a_provider_unhealthy_and_probes_back_off_until_it_re
     assert_eq!(adjustment_kinds(&d), ["failover"], "{d}");
 
     // recovery probes: linear backoff of 300 ms, so the gaps grow 300, 600, 900 ms…
+    // A probe is never early; how late it may be depends on the machine's load, so
+    // only the lower bound is judged here (the exact schedule is `runtime_health`'s).
     l.alpha.clear_hits();
     assert!(
         eventually(PATIENCE, || l.alpha.hits().len() >= 3),
@@ -193,10 +204,6 @@ fn three_failed_checks_make_a_provider_unhealthy_and_probes_back_off_until_it_re
         assert!(
             gap >= expected,
             "probe gap {gap:?} shorter than the backoff {expected:?}"
-        );
-        assert!(
-            gap < expected + Duration::from_secs(2),
-            "probe gap {gap:?} far beyond the backoff {expected:?}"
         );
     }
 
@@ -225,29 +232,17 @@ fn three_failed_checks_make_a_provider_unhealthy_and_probes_back_off_until_it_re
 }
 
 #[test]
-fn a_session_keeps_its_member_for_the_ttl_and_moves_off_an_unhealthy_one() {
+fn a_session_keeps_its_member_and_moves_off_an_unhealthy_one() {
     let l = live("serve-affinity");
     let s = Served::start(&[path(&l.policy)], &[]);
-    let pinned_at = Instant::now();
     let first = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
     let member = first["model"].as_str().expect("model").to_string();
     assert!(!adjustment_kinds(&first).contains(&"affinity".to_string()));
     for _ in 0..20 {
         let d = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
-        // a loaded machine may take longer than the ttl for these calls; only calls
-        // surely inside it are judged
-        if pinned_at.elapsed() < Duration::from_millis(1400) {
-            assert_eq!(d["model"], member.as_str(), "{d}");
-            assert_eq!(adjustment_kinds(&d), ["affinity"], "{d}");
-        }
+        assert_eq!(d["model"], member.as_str(), "{d}");
+        assert_eq!(adjustment_kinds(&d), ["affinity"], "{d}");
     }
-    // the ttl is 1.5 s from the pin; after it, the session is balanced afresh
-    thread::sleep(Duration::from_millis(1700));
-    let d = route(s.port, json!({"tier": "free", "session_id": "s-1"}));
-    assert!(
-        !adjustment_kinds(&d).contains(&"affinity".to_string()),
-        "pin outlived its ttl: {d}"
-    );
 
     // pin a session, then fail its member's provider
     let d = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
@@ -260,7 +255,6 @@ fn a_session_keeps_its_member_for_the_ttl_and_moves_off_an_unhealthy_one() {
     fake.set_status(500);
     let provider = d["provider"].as_str().expect("provider").to_string();
     assert!(eventually(PATIENCE, || provider_state(s.port, &provider) != "healthy"));
-    let moved_at = Instant::now();
     let moved = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
     assert_ne!(
         moved["model"],
@@ -268,13 +262,11 @@ fn a_session_keeps_its_member_for_the_ttl_and_moves_off_an_unhealthy_one() {
         "stayed on an unhealthy member: {moved}"
     );
     let again = route(s.port, json!({"tier": "free", "session_id": "s-2"}));
-    if moved_at.elapsed() < Duration::from_millis(1400) {
-        assert_eq!(
-            again["model"], moved["model"],
-            "the new pin did not hold: {again}"
-        );
-        assert_eq!(adjustment_kinds(&again), ["affinity"]);
-    }
+    assert_eq!(
+        again["model"], moved["model"],
+        "the new pin did not hold: {again}"
+    );
+    assert_eq!(adjustment_kinds(&again), ["affinity"]);
 }
 
 fn limited() -> String {
@@ -401,6 +393,16 @@ fn an_unreported_decision_gives_its_slot_back_when_its_lease_expires() {
     );
 }
 
+/// One report of a $0.50 task on `big`.
+fn costly(port: u16) {
+    let r = post_json(
+        port,
+        "/v1/report",
+        &json!({"model": "big", "outcome": "success", "cost": 0.5, "latency_ms": 900}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 fn window_state(port: u16) -> String {
     status(port)["cost_windows"][0]["state"]
         .as_str()
@@ -413,17 +415,13 @@ fn a_cost_window_breach_downgrades_and_a_recovered_window_restores() {
     let l = live("serve-cost");
     let s = Served::start(&[path(&l.policy)], &[]);
     assert_eq!(route(s.port, json!({"tier": "pro"}))["model"], "big");
-    // $0.50 per task against a $0.10 threshold
-    for _ in 0..5 {
-        let r = post_json(
-            s.port,
-            "/v1/report",
-            &json!({"model": "big", "outcome": "success", "cost": 0.5, "latency_ms": 900}),
-        );
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
+    // $0.50 per task against a $0.10 threshold, reported until a window closes on
+    // them (however late the server's timer runs)
     assert!(
-        eventually(PATIENCE, || window_state(s.port) == "switched"),
+        eventually(PATIENCE, || {
+            costly(s.port);
+            window_state(s.port) == "switched"
+        }),
         "the window never switched"
     );
     let d = route(s.port, json!({"tier": "pro"}));
@@ -441,12 +439,12 @@ fn a_cost_window_breach_downgrades_and_a_recovered_window_restores() {
 
     // cheap tasks until the expensive ones leave the 1.2 s window
     let restored = eventually(PATIENCE, || {
-        post_json(
+        let r = post_json(
             s.port,
             "/v1/report",
             &json!({"model": "medium", "outcome": "success", "cost": 0.01}),
         );
-        thread::sleep(Duration::from_millis(50));
+        assert_eq!(r.status, 200, "{}", r.text());
         window_state(s.port) == "normal"
     });
     assert!(restored, "the window never restored");
@@ -500,9 +498,10 @@ fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
     let port = s.port;
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<(u16, String, String)>>> = Arc::default();
+    let routed = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..4)
         .map(|_| {
-            let (stop, seen) = (stop.clone(), seen.clone());
+            let (stop, seen, routed) = (stop.clone(), seen.clone(), routed.clone());
             thread::spawn(move || {
                 let mut conn = Conn::open(port).expect("connect");
                 let mut local = Vec::new();
@@ -516,11 +515,16 @@ fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
                         d["bundle"].as_str().unwrap_or("").to_string(),
                         d["model"].as_str().unwrap_or("").to_string(),
                     ));
+                    routed.fetch_add(1, Ordering::SeqCst);
                 }
                 seen.lock().expect("lock").extend(local);
             })
         })
         .collect();
+    // traffic is flowing under A before the first reload, and keeps flowing after the
+    // last (counted, not timed: a loaded machine may be slow to schedule the threads)
+    let at_least = |n: usize| eventually(PATIENCE, || routed.load(Ordering::SeqCst) >= n);
+    assert!(at_least(20), "no load under bundle A");
     let auth = format!("Bearer {token}");
     let started = Instant::now();
     for i in 0..30 {
@@ -559,7 +563,8 @@ fn reloads_under_concurrent_load_lose_no_request_and_switch_the_answers() {
     .expect("put");
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "bundle_refused");
-    thread::sleep(Duration::from_millis(100));
+    let before = routed.load(Ordering::SeqCst);
+    assert!(at_least(before + 100), "no load after the last reload");
     stop.store(true, Ordering::SeqCst);
     for t in load {
         t.join().expect("load thread");
@@ -615,18 +620,13 @@ fn live_state_carries_over_a_reload() {
         &[path(&l.policy), "--watch-interval", "0s"],
         &[("RULEC_ADMIN_TOKEN", token)],
     );
-    let pinned_at = Instant::now();
     let pinned = route(s.port, json!({"tier": "free", "session_id": "kept"}));
     l.alpha.set_status(500);
     assert!(eventually(PATIENCE, || provider_state(s.port, "alpha") != "healthy"));
-    for _ in 0..5 {
-        post_json(
-            s.port,
-            "/v1/report",
-            &json!({"model": "big", "outcome": "success", "cost": 0.5}),
-        );
-    }
-    assert!(eventually(PATIENCE, || window_state(s.port) == "switched"));
+    assert!(eventually(PATIENCE, || {
+        costly(s.port);
+        window_state(s.port) == "switched"
+    }));
 
     let bytes = std::fs::read(dir.join("b.bundle")).expect("bundle");
     let auth = format!("Bearer {token}");
@@ -670,8 +670,8 @@ fn live_state_carries_over_a_reload() {
     assert_eq!(r.json()["released"], true);
     assert_eq!(r.json()["model"], pinned["model"]);
     let again = route(s.port, json!({"tier": "free", "session_id": "kept"}));
-    // judged only surely inside the pin's 1.5 s ttl, and if alpha (now down) was not the member
-    if pinned["provider"] != "alpha" && pinned_at.elapsed() < Duration::from_millis(1400) {
+    // judged if alpha (now down) was not the member
+    if pinned["provider"] != "alpha" {
         assert_eq!(again["model"], pinned["model"], "the pin was lost: {again}");
     }
 }
@@ -695,11 +695,17 @@ fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes
     std::fs::write(&l.policy, text).expect("write");
     let s = Served::start(&[path(&l.policy)], &[]);
     let error = json!({"model": "small", "outcome": "error", "error": "server_error"});
-    for _ in 0..3 {
-        assert_eq!(post_json(s.port, "/v1/report", &error).status, 200);
+    // the state a report left is in its answer: `/v1/status` a moment later could
+    // already show the half-open state the 300 ms timer leads to
+    let health_after = |body: &Value| {
+        let r = post_json(s.port, "/v1/report", body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["health"].as_str().unwrap_or_default().to_string()
+    };
+    for _ in 0..2 {
+        assert_eq!(health_after(&error), "healthy");
     }
-    assert_eq!(provider(s.port, "gamma")["state"], "unhealthy");
-    assert_eq!(provider(s.port, "gamma")["healthy"], false);
+    assert_eq!(health_after(&error), "unhealthy");
     // after the 300 ms backoff it is half-open: it takes traffic again
     // (the supervisor moves the state, then the flag: wait for both)
     let half_open = |g: Value| g["state"] == "probing" && g["healthy"] == true;
@@ -707,18 +713,13 @@ fn a_provider_without_active_checks_recovers_half_open_through_reported_outcomes
         s.port, "gamma"
     ))));
     // one reported error while half-open sends it back, counted as a failed probe
-    assert_eq!(post_json(s.port, "/v1/report", &error).status, 200);
-    let g = provider(s.port, "gamma");
-    assert_eq!(
-        (g["state"].as_str(), g["failed_probes"].as_u64()),
-        (Some("unhealthy"), Some(1)),
-        "{g}"
-    );
+    assert_eq!(health_after(&error), "unhealthy");
+    assert_eq!(provider(s.port, "gamma")["failed_probes"], 1);
     assert!(eventually(PATIENCE, || half_open(provider(
         s.port, "gamma"
     ))));
     let ok = json!({"model": "small", "outcome": "success", "latency_ms": 300});
-    assert_eq!(post_json(s.port, "/v1/report", &ok).status, 200);
+    assert_eq!(health_after(&ok), "healthy");
     let g = provider(s.port, "gamma");
     assert_eq!(
         (g["state"].as_str(), g["healthy"].as_bool()),
