@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use rulec::bundle::Bundle;
 use rulec::machines::EventKind;
 use rulec::runtime::gateway::{Effect, Gateway, Limits, Shared};
+use rulec::runtime::ids::ProviderIx;
 use rulec::runtime::stats::lock;
 
 use crate::common::{root, scratch};
@@ -143,7 +144,7 @@ pub fn reason(decision: &Value, i: usize) -> String {
 fn probed(g: &Gateway, effects: Vec<Effect>) -> Vec<String> {
     effects
         .into_iter()
-        .map(|Effect::Probe(p)| g.providers[p].name.clone())
+        .map(|Effect::Probe(p)| g.live.providers[p].name.clone())
         .collect()
 }
 
@@ -181,10 +182,8 @@ fn event_kind(kind: &str) -> EventKind {
     serde_json::from_value(json!(kind)).unwrap_or_else(|e| panic!("event `{kind}`: {e}"))
 }
 
-fn provider_index(g: &Gateway, name: &str) -> usize {
-    g.providers
-        .iter()
-        .position(|p| p.name == name)
+fn provider_index(g: &Gateway, name: &str) -> ProviderIx {
+    g.provider_ix(name)
         .unwrap_or_else(|| panic!("no provider `{name}` in the bundle"))
 }
 
@@ -223,7 +222,7 @@ pub fn close_window(g: &Gateway, now: u64) {
 /// `consecutive_failures`, `failed_probes`, and `next_probe_at_ms` (the timer).
 pub fn provider(g: &Gateway, name: &str) -> Value {
     let p = provider_index(g, name);
-    let live = &g.providers[p];
+    let live = &g.live.providers[p];
     let inst = *lock(&live.instance);
     let state = g.health_machine(p).map_or("healthy".to_string(), |m| {
         m.state_name(inst.state).to_string()
@@ -253,7 +252,7 @@ pub fn next_probe_at(g: &Gateway, name: &str) -> Option<u64> {
 /// The failover machine's state (`primary`, `failed_over`, `drill`) and whether the
 /// primary's traffic goes to the fallbacks.
 pub fn failover(g: &Gateway) -> (String, bool) {
-    let state = match (g.failover_machine(), &g.failover) {
+    let state = match (g.failover_machine(), &g.live.failover) {
         (Some(m), Some(live)) => Gateway::state_of(m, &live.instance),
         _ => "none".to_string(),
     };

@@ -28,10 +28,7 @@ fn health_timers_and_failover_carry_over_a_reload_of_the_same_policy() {
     // the recovery carries on in the new gateway
     assert_eq!(tick(&g, due), ["main"]);
     g.provider_event(
-        g.providers
-            .iter()
-            .position(|p| p.name == "main")
-            .expect("main"),
+        g.provider_ix("main").expect("main"),
         rulec::machines::EventKind::ProbeOk,
         due + 1,
         "scenario",
