@@ -1,4 +1,10 @@
 //! The edge where diagnostics become text: human (codespan-reporting), JSON and SARIF 2.1.0.
+//!
+//! The text under the primary span (a W045 or W051 counterexample, "defined again here")
+//! is part of the finding, so every format carries it: the human output as the caret's
+//! label, JSON as `"label"` (`null` when the primary span has no text, so a reader can
+//! tell "nothing to add" from an empty string), SARIF in the result's message text and
+//! as `properties.label` (left out when there is no text).
 
 use codespan_reporting::diagnostic as cs;
 use codespan_reporting::files::{Error as FilesError, Files};
@@ -155,7 +161,12 @@ fn label_json(sources: &SourceMap, l: &Label) -> Value {
     })
 }
 
-/// The JSON report: `{"diagnostics": [...], "summary": {"errors", "warnings"}}`.
+/// The primary label's text, or `None` when the primary span carries none.
+fn primary_text(d: &Diagnostic) -> Option<&str> {
+    Some(d.primary.message.as_str()).filter(|m| !m.is_empty())
+}
+
+/// The JSON report: `{"diagnostics": [...], "summary": {"errors", "warnings", "infos"}}`.
 pub fn json_value(sources: &SourceMap, diags: &[Diagnostic]) -> Value {
     let list: Vec<Value> = diags
         .iter()
@@ -172,6 +183,7 @@ pub fn json_value(sources: &SourceMap, diags: &[Diagnostic]) -> Value {
                 "column": column,
                 "end_line": end_line,
                 "end_column": end_column,
+                "label": primary_text(d),
                 "labels": d.labels.iter().map(|l| label_json(sources, l)).collect::<Vec<_>>(),
                 "help": d.help,
             })
@@ -229,10 +241,14 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
         .iter()
         .map(|d| {
             let mut message = d.message.clone();
+            // SARIF viewers often show only the message text, so the example goes there too
+            if let Some(label) = primary_text(d) {
+                message.push_str(&format!(": {label}"));
+            }
             if let Some(help) = &d.help {
                 message.push_str(&format!(" (help: {help})"));
             }
-            json!({
+            let mut result = json!({
                 "ruleId": d.code.as_str(),
                 "ruleIndex": codes.iter().position(|c| *c == d.code),
                 "level": sarif_level(d.severity),
@@ -243,7 +259,11 @@ pub fn sarif(sources: &SourceMap, diags: &[Diagnostic]) -> String {
                     loc["id"] = json!(i);
                     loc
                 }).collect::<Vec<_>>(),
-            })
+            });
+            if let Some(label) = primary_text(d) {
+                result["properties"] = json!({ "label": label });
+            }
+            result
         })
         .collect();
     let doc = json!({

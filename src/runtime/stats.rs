@@ -48,17 +48,17 @@ impl Histogram {
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    /// `(cumulative count per bound, +Inf count, sum in seconds)`.
-    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
-        let mut acc = 0;
-        let mut cumulative = Vec::with_capacity(self.bounds.len());
-        for c in &self.counts[..self.bounds.len()] {
-            acc += c.load(Ordering::Relaxed);
-            cumulative.push(acc);
-        }
-        let total = acc + self.counts[self.bounds.len()].load(Ordering::Relaxed);
+    /// `(per-bucket counts, total count, sum in seconds)`: one `(upper bound, count)` per
+    /// bound, then `(f64::INFINITY, count)` for what lies above the last one.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let bounds = self.bounds.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.counts)
+            .map(|(b, c)| (b, c.load(Ordering::Relaxed)))
+            .collect();
+        let total = buckets.iter().map(|(_, n)| n).sum();
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (cumulative, total, sum)
+        (buckets, total, sum)
     }
 }
 
@@ -87,7 +87,7 @@ impl Family {
     }
 }
 
-/// Labelled sums of floating-point amounts (tokens, dollars), stored in millionths.
+/// Labelled sums of floating-point amounts (tokens, dollars).
 #[derive(Debug, Default)]
 pub struct Sums {
     cells: Mutex<BTreeMap<String, f64>>,

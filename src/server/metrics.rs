@@ -1,197 +1,252 @@
-//! `GET /metrics`: Prometheus text format (version 0.0.4), written by hand — the
-//! counters live in `runtime::stats`, the gauges are read off the gateway in use.
+//! `GET /metrics`: the Prometheus text format (version 0.0.4), encoded by
+//! `prometheus-client`. The runtime knows nothing of the exposition: at each scrape the
+//! counters of `runtime::stats` and the gauges of the gateway in use are copied into a
+//! [`Scrape`], a collector the library encodes. The names, labels and HELP texts below are
+//! what dashboards and alerts rely on; the library adds `_total` to counter names.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use super::app::App;
 use crate::machines::Params;
 use crate::runtime::gateway::Gateway;
-use crate::runtime::stats::{lock, Family, Histogram};
+use crate::runtime::stats::{lock, Family, Histogram, Sums};
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+enum Value {
+    Count(u64),
+    Amount(f64),
+    Histogram {
+        /// `(upper bound, count in that bucket alone)`; the library accumulates them
+        buckets: Vec<(f64, u64)>,
+        count: u64,
+        sum: f64,
+    },
 }
 
-fn labels<S: AsRef<str>>(names: &[&str], values: &[S]) -> String {
-    let parts: Vec<String> = names
-        .iter()
-        .zip(values)
-        .map(|(n, v)| format!("{n}=\"{}\"", escape(v.as_ref())))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
+/// One family: its name (without `_total` for counters), HELP text, type and samples.
+#[derive(Debug)]
+struct Metric {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: Vec<(Labels, Value)>,
 }
 
-struct Out(String);
+/// The values of one scrape, in exposition order.
+#[derive(Debug, Default)]
+struct Scrape(Vec<Metric>);
 
-impl Out {
-    fn head(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+impl Scrape {
+    /// Starts a family; every family is listed, with or without samples, so that its
+    /// HELP and TYPE are there for whoever reads the exposition.
+    fn family(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+    ) -> &mut Vec<(Labels, Value)> {
+        let i = self.0.len();
+        self.0.push(Metric {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        });
+        &mut self.0[i].samples
     }
 
-    fn family(&mut self, name: &str, help: &str, names: &[&str], f: &Family) {
-        self.head(name, "counter", help);
+    fn counters(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        keys: &[&'static str],
+        f: &Family,
+    ) {
+        let samples = self.family(name, help, MetricType::Counter);
         for (values, n) in f.snapshot() {
-            let _ = writeln!(self.0, "{name}{} {n}", labels(names, &values));
+            samples.push((labels(keys, values), Value::Count(n)));
         }
     }
 
-    fn sample<S: AsRef<str>>(&mut self, name: &str, names: &[&str], values: &[S], v: f64) {
-        let _ = writeln!(self.0, "{name}{} {v}", labels(names, values));
-    }
-
-    fn histogram(&mut self, name: &str, names: &[&str], values: &[String], h: &Histogram) {
-        let (cumulative, total, sum) = h.snapshot();
-        let base: Vec<String> = names
-            .iter()
-            .zip(values)
-            .map(|(n, v)| format!("{n}=\"{}\",", escape(v)))
-            .collect();
-        let base = base.concat();
-        for (b, n) in h.bounds.iter().zip(&cumulative) {
-            let _ = writeln!(self.0, "{name}_bucket{{{base}le=\"{b}\"}} {n}");
+    fn sums(&mut self, name: &'static str, help: &'static str, key: &'static str, s: &Sums) {
+        let samples = self.family(name, help, MetricType::Counter);
+        for (value, v) in s.snapshot() {
+            samples.push((vec![(key, value)], Value::Amount(v)));
         }
-        let _ = writeln!(self.0, "{name}_bucket{{{base}le=\"+Inf\"}} {total}");
-        let _ = writeln!(self.0, "{name}_sum{} {sum}", labels(names, values));
-        let _ = writeln!(self.0, "{name}_count{} {total}", labels(names, values));
     }
 }
 
+fn labels(keys: &[&'static str], values: Vec<String>) -> Labels {
+    keys.iter().copied().zip(values).collect()
+}
+
+fn histogram(h: &Histogram) -> Value {
+    let (buckets, count, sum) = h.snapshot();
+    Value::Histogram {
+        buckets,
+        count,
+        sum,
+    }
+}
+
+fn flag(on: bool) -> Value {
+    Value::Count(u64::from(on))
+}
+
+fn encode_value(kind: MetricType, value: &Value, mut e: MetricEncoder) -> std::fmt::Result {
+    match (value, kind) {
+        (Value::Count(n), MetricType::Counter) => e.encode_counter::<NoLabelSet, _, u64>(n, None),
+        (Value::Amount(v), MetricType::Counter) => e.encode_counter::<NoLabelSet, _, f64>(v, None),
+        (Value::Count(n), _) => e.encode_gauge(n),
+        (Value::Amount(v), _) => e.encode_gauge(v),
+        (
+            Value::Histogram {
+                buckets,
+                count,
+                sum,
+            },
+            _,
+        ) => e.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None),
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for m in &self.0 {
+            let mut family = encoder.encode_descriptor(m.name, m.help, None, m.kind)?;
+            for (labels, value) in &m.samples {
+                encode_value(m.kind, value, family.encode_family(labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The exposition of the gateway in use and the server's counters.
 pub fn render(app: &App) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape(app)));
+    let mut text = String::new();
+    // writing into a String cannot fail, and every value above is finite or encodable
+    if prometheus_text::encode(&mut text, &registry).is_err() {
+        tracing::error!("the metrics could not be encoded");
+    }
+    text
+}
+
+fn scrape(app: &App) -> Scrape {
     let g = app.gateway();
     let s = &g.shared.stats;
-    let mut o = Out(String::new());
-    o.head("rulec_bundle_info", "gauge", "the bundle in use");
-    o.sample("rulec_bundle_info", &["hash"], &[g.hash().to_string()], 1.0);
-    o.family(
-        "rulec_decisions_total",
+    let mut o = Scrape::default();
+    o.family("rulec_bundle_info", "the bundle in use", MetricType::Gauge)
+        .push((vec![("hash", g.hash().to_string())], Value::Count(1)));
+    o.counters(
+        "rulec_decisions",
         "decisions made, by rule and model",
         &["rule", "model"],
         &s.decisions,
     );
-    o.family(
-        "rulec_route_rejections_total",
+    o.counters(
+        "rulec_route_rejections",
         "route requests answered with an error, by code",
         &["code"],
         &s.rejections,
     );
-    o.head(
+    o.family(
         "rulec_route_duration_seconds",
-        "histogram",
         "time to handle POST /v1/route",
-    );
-    o.histogram("rulec_route_duration_seconds", &[], &[], &s.route_seconds);
-    o.head(
+        MetricType::Histogram,
+    )
+    .push((Vec::new(), histogram(&s.route_seconds)));
+    let calls = o.family(
         "rulec_call_latency_seconds",
-        "histogram",
         "provider call latency as reported, by model",
+        MetricType::Histogram,
     );
     for (model, h) in lock(&s.call_seconds).iter() {
-        o.histogram(
-            "rulec_call_latency_seconds",
-            &["model"],
-            std::slice::from_ref(model),
-            h,
-        );
+        calls.push((vec![("model", model.clone())], histogram(h)));
     }
-    o.family(
-        "rulec_reports_total",
+    o.counters(
+        "rulec_reports",
         "reported outcomes, by provider and outcome",
         &["provider", "outcome"],
         &s.outcomes,
     );
-    o.head("rulec_tokens_total", "counter", "tokens reported, by model");
-    for (m, v) in s.tokens.snapshot() {
-        o.sample("rulec_tokens_total", &["model"], &[m], v);
-    }
-    o.head(
-        "rulec_cost_dollars_total",
-        "counter",
+    o.sums(
+        "rulec_tokens",
+        "tokens reported, by model",
+        "model",
+        &s.tokens,
+    );
+    o.sums(
+        "rulec_cost_dollars",
         "cost reported, by model",
+        "model",
+        &s.cost,
     );
-    for (m, v) in s.cost.snapshot() {
-        o.sample("rulec_cost_dollars_total", &["model"], &[m], v);
-    }
-    o.head("rulec_pool_in_flight", "gauge", "calls holding a pool slot");
+    let in_flight = o.family(
+        "rulec_pool_in_flight",
+        "calls holding a pool slot",
+        MetricType::Gauge,
+    );
     for p in g.pools() {
-        o.sample(
-            "rulec_pool_in_flight",
-            &["pool"],
-            &[p.spec.name.as_str()],
-            f64::from(p.limit.in_flight()),
-        );
+        let n = u64::from(p.limit.in_flight());
+        in_flight.push((vec![("pool", p.spec.name.clone())], Value::Count(n)));
     }
-    o.head(
+    let max = o.family(
         "rulec_pool_max_concurrent",
-        "gauge",
         "the pool's max_concurrent",
+        MetricType::Gauge,
     );
     for p in g.pools() {
-        o.sample(
-            "rulec_pool_max_concurrent",
-            &["pool"],
-            &[p.spec.name.as_str()],
-            f64::from(p.spec.max_concurrent),
-        );
+        let n = u64::from(p.spec.max_concurrent);
+        max.push((vec![("pool", p.spec.name.clone())], Value::Count(n)));
     }
-    o.family(
-        "rulec_pool_admissions_total",
+    o.counters(
+        "rulec_pool_admissions",
         "slot requests, by pool and outcome (taken, full, overflow)",
         &["pool", "outcome"],
         &s.pool_admissions,
     );
-    o.head(
+    let states = o.family(
         "rulec_provider_state",
-        "gauge",
         "1 for the provider's current health state",
+        MetricType::Gauge,
     );
     for (p, live) in g.providers() {
         if let Some(m) = g.health_machine(p) {
             let current = lock(&live.instance).state;
             for (i, state) in m.states.iter().enumerate() {
-                let on = usize::from(current.0) == i;
-                o.sample(
-                    "rulec_provider_state",
-                    &["provider", "state"],
-                    &[live.name.clone(), state.clone()],
-                    if on { 1.0 } else { 0.0 },
-                );
+                let keys = vec![("provider", live.name.clone()), ("state", state.clone())];
+                states.push((keys, flag(usize::from(current.0) == i)));
             }
         }
     }
-    o.head(
+    let healthy = o.family(
         "rulec_provider_healthy",
-        "gauge",
         "1 when the provider takes traffic",
+        MetricType::Gauge,
     );
     for (_, live) in g.providers() {
-        o.sample(
-            "rulec_provider_healthy",
-            &["provider"],
-            &[live.name.as_str()],
-            if live.healthy() { 1.0 } else { 0.0 },
-        );
+        let on = live.healthy();
+        healthy.push((vec![("provider", live.name.clone())], flag(on)));
     }
-    o.head(
+    let failover = o.family(
         "rulec_failover_state",
-        "gauge",
         "1 for the failover machine's current state",
+        MetricType::Gauge,
     );
     if let (Some(m), Some(live)) = (g.failover_machine(), &g.live.failover) {
         let current = Gateway::state_of(m, &live.instance);
         for state in &m.states {
-            o.sample(
-                "rulec_failover_state",
-                &["state"],
-                std::slice::from_ref(state),
-                if *state == current { 1.0 } else { 0.0 },
-            );
+            failover.push((vec![("state", state.clone())], flag(*state == current)));
         }
     }
     let windows: Vec<_> = g
@@ -201,94 +256,87 @@ pub fn render(app: &App) -> String {
             _ => None,
         })
         .collect();
-    // each metric's samples together, as the text format wants
-    o.head(
+    let measured = o.family(
         "rulec_cost_window_value",
-        "gauge",
         "the metric each cost window measured last",
+        MetricType::Gauge,
     );
     for (m, p, live) in &windows {
         if let Some(v) = lock(&live.last).and_then(|x| x.get(p.metric)) {
-            o.sample(
-                "rulec_cost_window_value",
-                &["machine", "metric"],
-                &[m.name.as_str(), p.metric.as_str()],
-                v,
-            );
+            let keys = vec![
+                ("machine", m.name.clone()),
+                ("metric", p.metric.as_str().to_string()),
+            ];
+            measured.push((keys, Value::Amount(v)));
         }
     }
-    o.head(
+    let switched = o.family(
         "rulec_cost_window_switched",
-        "gauge",
         "1 while the window's switch is in force",
+        MetricType::Gauge,
     );
     for (m, _, live) in &windows {
-        let on = live.switch().is_some();
-        o.sample(
-            "rulec_cost_window_switched",
-            &["machine"],
-            &[m.name.as_str()],
-            if on { 1.0 } else { 0.0 },
-        );
+        switched.push((
+            vec![("machine", m.name.clone())],
+            flag(live.switch().is_some()),
+        ));
     }
-    o.family(
-        "rulec_transitions_total",
+    o.counters(
+        "rulec_transitions",
         "state machine transitions",
         &["machine", "from", "to"],
         &s.transitions,
     );
-    o.family(
-        "rulec_reloads_total",
+    o.counters(
+        "rulec_reloads",
         "reload attempts, by result and source",
         &["result", "source"],
         &s.reloads,
     );
-    o.family(
-        "rulec_notifications_total",
+    o.counters(
+        "rulec_notifications",
         "notifications raised, by event",
         &["event"],
         &s.notifications,
     );
-    o.family(
-        "rulec_probes_total",
+    o.counters(
+        "rulec_probes",
         "health checks sent, by provider and result",
         &["provider", "result"],
         &s.probes,
     );
-    o.head(
+    o.family(
         "rulec_budget_spent_dollars",
-        "gauge",
         "dollars spent today (UTC)",
-    );
-    o.sample(
-        "rulec_budget_spent_dollars",
-        &["budget"],
-        &["daily"],
-        g.shared.budgets.today(app.wall_ms()),
-    );
-    o.head("rulec_leases", "gauge", "decisions not yet reported");
-    o.sample::<&str>("rulec_leases", &[], &[], g.shared.leases.len() as f64);
-    o.head(
-        "rulec_leases_evicted_total",
-        "counter",
+        MetricType::Gauge,
+    )
+    .push((
+        vec![("budget", "daily".to_string())],
+        Value::Amount(g.shared.budgets.today(app.wall_ms())),
+    ));
+    o.family(
+        "rulec_leases",
+        "decisions not yet reported",
+        MetricType::Gauge,
+    )
+    .push((Vec::new(), Value::Count(g.shared.leases.len() as u64)));
+    o.family(
+        "rulec_leases_evicted",
         "unreported decisions dropped because the lease table was full",
-    );
-    o.sample::<&str>(
-        "rulec_leases_evicted_total",
-        &[],
-        &[],
-        s.leases_evicted.load(Ordering::Relaxed) as f64,
-    );
-    o.head(
-        "rulec_leases_expired_total",
-        "counter",
+        MetricType::Counter,
+    )
+    .push((
+        Vec::new(),
+        Value::Count(s.leases_evicted.load(Ordering::Relaxed)),
+    ));
+    o.family(
+        "rulec_leases_expired",
         "unreported decisions whose lease ran out (their pool slot was given back)",
-    );
-    o.sample::<&str>(
-        "rulec_leases_expired_total",
-        &[],
-        &[],
-        s.leases_expired.load(Ordering::Relaxed) as f64,
-    );
-    o.0
+        MetricType::Counter,
+    )
+    .push((
+        Vec::new(),
+        Value::Count(s.leases_expired.load(Ordering::Relaxed)),
+    ));
+    o
 }

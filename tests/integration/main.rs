@@ -9,6 +9,7 @@ mod fixtures;
 mod graphs;
 mod http;
 mod machines;
+mod metrics;
 mod props;
 mod robustness;
 mod runtime_budget;
