@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod diff;
 pub mod explain;
+pub mod settings;
 pub mod testing;
