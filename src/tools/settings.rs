@@ -93,6 +93,22 @@ fn dur(d: Duration) -> String {
     }
 }
 
+/// A schedule as its five fields, each the list of values it matches.
+fn cron(c: &crate::syntax::Cron) -> String {
+    let field = |v: &[u8]| {
+        let l: Vec<String> = v.iter().map(u8::to_string).collect();
+        l.join(",")
+    };
+    format!(
+        "minutes {}; hours {}; days {}; months {}; weekdays {}",
+        field(&c.minutes),
+        field(&c.hours),
+        field(&c.days_of_month),
+        field(&c.months),
+        field(&c.days_of_week)
+    )
+}
+
 fn num(n: f64) -> String {
     format!("{n}")
 }
@@ -282,7 +298,7 @@ fn flatten(p: &Policy) -> BTreeMap<String, String> {
                 s.insert(format!("{k} dedup_window"), dur(d.value));
             }
             if let Some(c) = &r.schedule {
-                s.insert(format!("{k} schedule"), format!("{:?}", c.value));
+                s.insert(format!("{k} schedule"), cron(&c.value));
             }
             if let Some(t) = &r.template {
                 s.insert(format!("{k} template"), t.value.clone());
