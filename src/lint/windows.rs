@@ -70,6 +70,16 @@ pub fn check(
         if window <= 0.0 {
             continue; // E061 already
         }
+        // above the largest window of all no model can hold the request: there is
+        // nowhere better to route it, so only a larger model elsewhere makes a finding
+        let largest = syms
+            .models
+            .values()
+            .map(|m| m.max_tokens.value)
+            .fold(0.0, f64::max);
+        if largest <= window {
+            continue;
+        }
         let found = reached.iter().find_map(|piece| {
             piece[d].iter().find_map(|class| {
                 if !domain.live.get(class as usize).copied().unwrap_or(false) {
