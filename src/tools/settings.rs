@@ -184,14 +184,13 @@ fn flatten(p: &Policy) -> BTreeMap<String, String> {
                 let k = format!("switching rule on `{}`", r.metric.value.as_str());
                 s.insert(format!("{k} threshold"), num(r.threshold.value.value));
                 let mut action = word(r.action.value);
-                match &r.downgrade_to {
-                    Some(d) => match &d.value {
+                if let Some(d) = &r.downgrade_to {
+                    match &d.value {
                         DowngradeTo::NextCheaper => action.push_str(", downgrade_to next_cheaper"),
                         DowngradeTo::Model(m) => {
                             action.push_str(&format!(", downgrade_to `{}`", m.value))
                         }
-                    },
-                    None => {}
+                    }
                 }
                 if let Some(f) = &r.fallback_to {
                     action.push_str(&format!(", fallback_to `{}`", f.value));
