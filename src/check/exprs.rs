@@ -88,7 +88,7 @@ impl<'a> Checker<'a> {
         if self.declared.iter().any(|d| d == name) {
             return None; // its declaration has an error of its own
         }
-        let help = did_you_mean(name, self.schema.names())
+        let help = crate::diag::suggest::did_you_mean_attribute(name, self.schema.names())
             .unwrap_or_else(|| format!("declare `{name}` under `request:` with its `type`"));
         let d = Diagnostic::new(
             Code::UnknownAttribute,

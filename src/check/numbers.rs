@@ -1,13 +1,20 @@
 //! The numbers of a policy: weights against members (E060), values out of range (E061),
 //! timeouts against intervals (E062), weight sums (W060), budgets against prices (W061),
 //! failover timeouts against latency thresholds (W062), quality floors (W064), pools
-//! without health checks (W065) and inactive models in use (W070).
+//! without health checks (W065), prices that cannot be per token (W066) and inactive
+//! models in use (W070).
 
 use crate::diag::{Code, Diagnostic};
 use crate::policy::{HealthCheck, Metric, Model, ModelStatus, Name, Policy, Spanned, Target};
 use crate::source::Span;
 
 use super::names::Symbols;
+
+/// The highest plausible price of one token: $1,000 per million. The dearest published
+/// prices stay below it (output tokens of the largest reasoning models cost up to $600 per
+/// million), while a price written per 1K tokens lands far above it ($3 per million
+/// written per 1K is 0.003, i.e. $3,000 per million).
+const MAX_PRICE_PER_TOKEN: f64 = 0.001;
 
 /// A budget should buy at least this many tokens of every model it governs.
 const MIN_TOKENS_PER_BUDGET: f64 = 1000.0;
@@ -18,6 +25,54 @@ fn dollars(amount: f64) -> String {
         format!("${amount:.2}")
     } else {
         format!("${amount}")
+    }
+}
+
+/// A price without float noise: `0.000003`, `3000`.
+fn plain(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (5 - x.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// W066: a per-token price no model has; it is almost always a per-1K or per-1M price.
+fn prices(policy: &Policy, diags: &mut Vec<Diagnostic>) {
+    for m in &policy.models {
+        let price = m.cost_per_token.value;
+        if price <= MAX_PRICE_PER_TOKEN {
+            continue;
+        }
+        // the unit that turns it into a plausible price: per 1K first, then per 1M
+        let (unit, per_token) = if price / 1000.0 <= MAX_PRICE_PER_TOKEN {
+            ("1K", price / 1000.0)
+        } else {
+            ("1M", price / 1_000_000.0)
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::PriceNotPerToken,
+                m.cost_per_token.span,
+                format!(
+                    "`cost_per_token` of `{}` is ${} per million tokens",
+                    m.name.value,
+                    plain(price * 1_000_000.0)
+                ),
+            )
+            .primary_label(format!("looks like a price per {unit} tokens"))
+            .help(format!(
+                "`cost_per_token` is the price of one token: for ${} per {unit} tokens write `cost_per_token: {}` (${} per million)",
+                plain(price),
+                plain(per_token),
+                plain(per_token * 1_000_000.0)
+            )),
+        );
     }
 }
 
@@ -154,6 +209,7 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+    prices(policy, diags);
     pools(policy, diags);
     failover(policy, diags);
     cost(policy, syms, diags);

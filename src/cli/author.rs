@@ -59,7 +59,27 @@ pub fn explain(args: ExplainArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The test-file format, shown by `rulec test --help`.
+const TEST_FORMAT: &str = "\
+Test files are YAML files named `*.test.yaml` (or `*.test.yml`), next to the policy:
+
+  tests:
+    - name: long code goes to opus          # optional; defaults to `test #N`
+      request:                              # the request's attributes, as the gateway gets them
+        task_type: code_generation
+        estimated_tokens: 20000
+      expect:                               # every key given must hold
+        model: claude_opus                  # or `pool: NAME`
+        rule: long_code                     # optional: the rule's `name`, or `#N`
+        priority: high                      # optional
+    - request: { task_type: simple_qa }
+      expect: { none: true }                # no rule matches
+
+A model, pool or rule the policy does not have is an error (E020), not a failing test.
+Exit codes: 0 all passed, 1 a test failed or a file has errors, 2 usage or I/O error.";
+
 #[derive(clap::Args)]
+#[command(after_help = TEST_FORMAT)]
 pub struct TestArgs {
     /// A policy folder (its `*.test.yaml` files are the tests), or policy and test files.
     #[arg(required = true)]
@@ -115,6 +135,11 @@ pub fn test(args: TestArgs) -> ExitCode {
             diags.extend(d);
         }
     }
+    diags.extend(testing::check_names(
+        &loaded.checked.policy,
+        &loaded.routing,
+        &cases,
+    ));
     if !diags.is_empty() {
         emit(&render::human(&sources, &diags, false));
         return ExitCode::from(1);
@@ -158,8 +183,19 @@ pub fn diff(args: DiffArgs) -> ExitCode {
     };
     match diff::diff(&old.routing, &old.schema, &new.routing, &new.schema) {
         Ok((changes, _)) => {
-            emit(&diff::report(&old.routing, &new.routing, &changes));
-            if changes.is_empty() {
+            let settings = rulec::tools::settings::diff(&old.checked.policy, &new.checked.policy);
+            let mut text = if changes.is_empty() && !settings.is_empty() {
+                "no decision changes: every request takes the same rule as before\n".to_string()
+            } else {
+                diff::report(&old.routing, &new.routing, &changes)
+            };
+            if !settings.is_empty() {
+                // "every request is routed as before" stays true of the rules alone
+                text.push('\n');
+                text.push_str(&rulec::tools::settings::report(&settings));
+            }
+            emit(&text);
+            if changes.is_empty() && settings.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

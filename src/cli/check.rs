@@ -67,6 +67,15 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
     }
+    // a test file is not a policy: reading it as one would only say `unknown key tests`
+    if let Some(test) = args.paths.iter().find(|p| rulec::load::is_test_file(p)) {
+        eprintln!("error: `{}` is a test file, not a policy", test.display());
+        eprintln!(
+            "help: run its tests with `rulec test POLICY {}`; `rulec test --help` describes the format",
+            test.display()
+        );
+        return ExitCode::from(2);
+    }
     let checked = match driver::check_paths(&args.paths, Options { infos: args.info }) {
         Ok(c) => c,
         Err(e) => return fail(e),

@@ -143,7 +143,7 @@ impl RequestSchema {
                     (None, _) => {
                         return Err(RequestError {
                             message: format!("unknown request attribute `{name}`"),
-                            help: did_you_mean(
+                            help: crate::diag::suggest::did_you_mean_attribute(
                                 &name,
                                 self.attributes.iter().map(|a| a.name.as_str()),
                             ),

@@ -256,6 +256,12 @@ codes! {
         why: "No routing rule can serve that task type correctly; often the capability name is misspelt on one side.",
         fix: "Correct the name, or add a model that has the capability.",
     }
+    ContextWindowReach = "W052" Warning "context-window-reach" {
+        summary: "a rule that admits requests larger than its model's context window",
+        what: "A rule's condition allows `estimated_tokens` above the `max_tokens` of its model, or of a member of its pool; the message gives a request that takes this path. `max_tokens` is the model's context window: the most tokens (prompt and answer together) one request to it may carry.",
+        why: "Such a request is sent to a model that cannot hold it; the provider refuses it, or silently cuts the prompt.",
+        fix: "Bound the rule (`&& estimated_tokens <= MAX`), route larger requests to a model with a larger window in an earlier rule, or correct `max_tokens`.",
+    }
     WeightsMismatch = "E060" Error "weights-mismatch" {
         summary: "a pool whose weights do not match its members",
         what: "A load-balancing pool lists a different number of weights than models.",
@@ -309,6 +315,12 @@ codes! {
         what: "A load-balancing pool has no `health_check` and no default is set under `load_balancing.health_check`.",
         why: "A dead member is then only noticed by failing real requests.",
         fix: "Add a `health_check` with `interval`, `timeout` and `unhealthy_threshold` to the pool, or a default one to `load_balancing`.",
+    }
+    PriceNotPerToken = "W066" Warning "price-not-per-token" {
+        summary: "a price per token that no model charges",
+        what: "A model's `cost_per_token` is above $0.001, i.e. above $1,000 per million tokens; the message says what it means per million tokens and which unit it was probably written in.",
+        why: "No published model costs that much (the dearest charge up to about $600 per million output tokens), so the number is almost always a price per 1K or per 1M tokens written as per token. Cost optimisation, budgets and cost windows would all be off by a factor of a thousand or a million.",
+        fix: "Write the price of one token: $3 per million tokens is `cost_per_token: 0.000003`. The help gives the corrected value.",
     }
     InactiveModel = "W070" Warning "inactive-model" {
         summary: "a model that is not active is still in use",

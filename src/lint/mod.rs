@@ -3,3 +3,4 @@
 
 pub mod cover;
 pub mod rules;
+pub mod windows;

@@ -1,6 +1,7 @@
 //! Analyses of the compiled routing rules: rules that never fire (W042), conditions
 //! that match nothing (W043) or everything (W044), requests no rule covers (W045),
-//! overlaps (I046) and capability gaps reachable by a concrete request (W051).
+//! overlaps (I046) and capability gaps reachable by a concrete request (W051); context
+//! windows (W052) are in `windows`.
 
 use crate::check::Schema;
 use crate::compile::request::Request;
@@ -12,7 +13,7 @@ use crate::source::Span;
 
 use super::cover::{intersecting_rules, point, uncovered, Residual, TermIndex};
 
-/// Most rules named as the cause of a finding.
+/// Most earlier rules pointed at with a label of their own; the message names them all.
 const MAX_NAMED: usize = 3;
 
 pub struct Options {
@@ -68,15 +69,13 @@ fn condition_span(rule: &RouteRule) -> Span {
     }
 }
 
+// lists are never cut: the message is what JSON and SARIF carry, and a tool reading
+// "…, 1 more" cannot know the one
 fn names(rules: &[&RouteRule], ids: &[u32]) -> String {
-    let mut list: Vec<String> = ids
+    let list: Vec<String> = ids
         .iter()
-        .take(MAX_NAMED)
         .map(|i| format!("`{}`", rules[*i as usize].id()))
         .collect();
-    if ids.len() > MAX_NAMED {
-        list.push(format!("{} more", ids.len() - MAX_NAMED));
-    }
     list.join(", ")
 }
 
@@ -126,6 +125,7 @@ pub fn check(
         let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
         let reached = residual.claim(&own);
         capabilities(&mut diags, &syms, schema, routing, rule, &reached);
+        super::windows::check(&mut diags, &syms, routing, rule, &reached);
         if reached.is_empty() {
             let shadows: Vec<u32> = {
                 let mut v: Vec<u32> = (start..end)
@@ -326,12 +326,9 @@ fn capabilities(
                 }
             }
             for gap in gaps {
+                // the whole list, as in `names`
                 let quote = |v: &[String]| {
-                    let mut l: Vec<String> =
-                        v.iter().take(MAX_NAMED).map(|x| format!("`{x}`")).collect();
-                    if v.len() > MAX_NAMED {
-                        l.push(format!("{} more", v.len() - MAX_NAMED));
-                    }
+                    let l: Vec<String> = v.iter().map(|x| format!("`{x}`")).collect();
                     l.join(", ")
                 };
                 let model_span = syms.models.get(gap.model).map(|m| m.name.span);

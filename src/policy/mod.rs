@@ -5,6 +5,7 @@ pub mod decode;
 pub mod merge;
 pub mod model;
 pub mod reader;
+pub mod sections;
 
 pub use model::*;
 

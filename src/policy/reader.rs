@@ -14,6 +14,25 @@ pub struct Ctx {
     pub diags: Vec<Diagnostic>,
 }
 
+/// How to write a value of the expected shape: every E007 says how, in the policy and
+/// in test files alike.
+fn shape_help(expected: &str) -> String {
+    match expected {
+        e if e.starts_with("a mapping") => {
+            "write `key: value` lines indented under it, or `{key: value}`".to_string()
+        }
+        "a list" => "write one item per line starting with `- `, or `[a, b]`".to_string(),
+        "a string" => {
+            "write the text; quote it if it reads as a number, `true` or `null`".to_string()
+        }
+        "a number" | "a whole number" => {
+            "write the number without quotes or units, e.g. `8000`".to_string()
+        }
+        "`true` or `false`" => "write `true` or `false`, without quotes".to_string(),
+        other => format!("write {other} here"),
+    }
+}
+
 /// Reads a YAML mapping key by key; `finish` reports the keys nobody asked for.
 pub struct MapReader<'a> {
     /// the span that names this mapping (its key in the parent), for "missing" errors
@@ -36,7 +55,8 @@ impl Ctx {
                 node.span,
                 format!("{what} must be {expected}, not {}", node.describe()),
             )
-            .primary_label(format!("expected {expected}")),
+            .primary_label(format!("expected {expected}"))
+            .help(shape_help(expected)),
         );
     }
 
@@ -378,9 +398,22 @@ impl<'a> MapReader<'a> {
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let help = match did_you_mean(text, known.iter().copied()) {
-                Some(dym) => dym,
-                None => format!("{} takes {listed}", self.what),
+            // a key that names a section of the format is answered with where that
+            // section lives, unless the close key here means the same thing: a
+            // "did you mean" must never lead to a section of another meaning
+            let close = crate::diag::suggest::closest(text, known.iter().copied());
+            let same = close.is_some_and(|c| {
+                super::sections::named(c).is_empty() || super::sections::same_meaning(text, c)
+            });
+            let test_file = (text == "tests" && self.what == "a policy document").then(|| {
+                "`tests` is the key of a test file: name the file `*.test.yaml` and run it with `rulec test`".to_string()
+            });
+            let help = match (test_file, close, super::sections::elsewhere(text)) {
+                (Some(t), _, _) => t,
+                (None, Some(c), _) if same => format!("did you mean `{c}`?"),
+                (None, _, Some(there)) => there,
+                (None, Some(c), None) => format!("did you mean `{c}`?"),
+                (None, None, None) => format!("{} takes {listed}", self.what),
             };
             ctx.push(
                 Diagnostic::new(

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod code_docs;
 pub mod diff;
 pub mod explain;
+pub mod settings;
 pub mod testing;

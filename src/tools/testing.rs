@@ -29,6 +29,8 @@ pub struct Case {
     pub request_span: Span,
     pub expect: Expect,
     pub span: Span,
+    /// the names the expectation refers to, as written: `("model", name)`, for E020
+    pub names: Vec<(&'static str, crate::policy::Name)>,
 }
 
 /// Reads the cases of one test file; problems are diagnostics.
@@ -78,6 +80,12 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
                     .and_then(|n| ctx.boolean(n, "`none`"))
                     .is_some_and(|b| b.value),
             };
+            let mut names = Vec::new();
+            for kind in ["model", "pool", "rule"] {
+                if let Some(n) = e.opt(kind).and_then(|n| n.text().map(|t| (t, n.span))) {
+                    names.push((kind, crate::policy::Spanned::new(n.0.to_string(), n.1)));
+                }
+            }
             e.finish(&mut ctx);
             if expect.model.is_none()
                 && expect.pool.is_none()
@@ -101,11 +109,50 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
                 request_span: request.span,
                 expect,
                 span: node.span,
+                names,
             });
         }
     }
     diags.extend(ctx.diags);
     (cases, diags)
+}
+
+/// E020 for an expected model, pool or rule that the policy does not have: such a
+/// test could never pass, and "did you mean" says why at once.
+pub fn check_names(
+    policy: &crate::policy::Policy,
+    routing: &Routing,
+    cases: &[Case],
+) -> Vec<Diagnostic> {
+    let rule_ids: Vec<&str> = routing.table.rules.iter().map(|r| r.id.as_str()).collect();
+    let mut out = Vec::new();
+    for case in cases {
+        for (kind, name) in &case.names {
+            let (known, declare): (Vec<&str>, &str) = match *kind {
+                "model" => (
+                    policy.declared.models.iter().map(String::as_str).collect(),
+                    "under `gateway.models` in the policy",
+                ),
+                "pool" => (
+                    policy.declared.pools.iter().map(String::as_str).collect(),
+                    "under `load_balancing.pools` in the policy",
+                ),
+                _ => (
+                    rule_ids.clone(),
+                    "as a rule's `name` in the policy (unnamed rules are `#1`, `#2`, …)",
+                ),
+            };
+            if !known.contains(&name.value.as_str()) {
+                out.push(crate::check::names::undefined(
+                    kind,
+                    name,
+                    known.iter().copied(),
+                    declare,
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// A YAML node as JSON: plain scalars become numbers, booleans or null where they read so.

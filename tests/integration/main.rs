@@ -1,5 +1,6 @@
 //! The one integration-test binary; each module is one topic.
 
+mod authoring;
 mod cli;
 mod common;
 mod compile_props;
