@@ -33,7 +33,7 @@ fn count_above(kind: &DomainKind, bounds: (f64, f64, bool), window: f64) -> Opti
 }
 
 /// An example request from `cube` with the token count set to `tokens`.
-fn example(routing: &Routing, cube: &Cube, d: usize, tokens: f64) -> String {
+fn example_request(routing: &Routing, cube: &Cube, d: usize, tokens: f64) -> Request {
     let domains = &routing.table.domains;
     let classes = super::cover::point(cube, |i| domains[i].absent());
     let mut request = Request {
@@ -45,7 +45,32 @@ fn example(routing: &Routing, cube: &Cube, d: usize, tokens: f64) -> String {
     }
     let slot = routing.table.slots[d] as usize;
     request.values[slot] = Some(Scalar::Num(tokens));
-    compact_json(&routing.schema.to_json(&request))
+    request
+}
+
+/// The capabilities a request's values require (`requires` in the schema).
+fn needs<'r>(routing: &'r Routing, request: &Request) -> Vec<&'r str> {
+    let mut out = Vec::new();
+    for (spec, value) in routing.schema.attributes.iter().zip(&request.values) {
+        if let Some(Scalar::Str(v)) = value {
+            if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
+                out.extend(caps.iter().map(String::as_str));
+            }
+        }
+    }
+    out
+}
+
+/// Some model in service holds `tokens` and has every capability in `needs`: only
+/// then is there a better place for the request than a model too small for it.
+fn a_model_holds(syms: &crate::check::names::Symbols<'_>, tokens: f64, needs: &[&str]) -> bool {
+    syms.models.values().any(|m| {
+        m.status.value != crate::policy::ModelStatus::Disabled
+            && m.max_tokens.value >= tokens
+            && needs
+                .iter()
+                .all(|n| m.capabilities.iter().any(|c| c.value == *n))
+    })
 }
 
 /// W052 for one rule, given the pieces of the request space it decides.
@@ -70,26 +95,20 @@ pub fn check(
         if window <= 0.0 {
             continue; // E061 already
         }
-        // above the largest window of all no model can hold the request: there is
-        // nowhere better to route it, so only a larger model elsewhere makes a finding
-        let largest = syms
-            .models
-            .values()
-            .map(|m| m.max_tokens.value)
-            .fold(0.0, f64::max);
-        if largest <= window {
-            continue;
-        }
+        // a request that no model in service can hold (by size and capabilities)
+        // has nowhere better to go: only a model that could take it makes a finding
         let found = reached.iter().find_map(|piece| {
             piece[d].iter().find_map(|class| {
                 if !domain.live.get(class as usize).copied().unwrap_or(false) {
                     return None;
                 }
                 let bounds = domain.bounds(class)?;
-                count_above(&domain.kind, bounds, window).map(|v| (piece, v))
+                let tokens = count_above(&domain.kind, bounds, window)?;
+                let request = example_request(routing, piece, d, tokens);
+                a_model_holds(syms, tokens, &needs(routing, &request)).then_some(request)
             })
         });
-        let Some((piece, tokens)) = found else {
+        let Some(request) = found else {
             continue;
         };
         let window_text =
@@ -111,7 +130,10 @@ pub fn check(
                     rule.id()
                 ),
             )
-            .primary_label(format!("for example {}", example(routing, piece, d, tokens)))
+            .primary_label(format!(
+                "for example {}",
+                compact_json(&routing.schema.to_json(&request))
+            ))
             .label(
                 target.name().span,
                 format!("routed to `{}` here", target.name().value),
