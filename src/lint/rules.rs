@@ -2,12 +2,12 @@
 //! that match nothing (W043) or everything (W044), requests no rule covers (W045),
 //! overlaps (I046) and capability gaps reachable by a concrete request (W051).
 
-use crate::check::Schema;
+use crate::check::{Analysis, Schema};
 use crate::compile::request::Request;
 use crate::compile::terms::{cube_is_empty, Cube};
 use crate::compile::Routing;
 use crate::diag::{Code, Diagnostic};
-use crate::policy::{Policy, RouteRule};
+use crate::policy::RouteRule;
 use crate::source::Span;
 
 use super::cover::{intersecting_rules, point, uncovered, Residual, TermIndex};
@@ -80,12 +80,8 @@ fn names(rules: &[&RouteRule], ids: &[u32]) -> String {
     list.join(", ")
 }
 
-pub fn check(
-    policy: &Policy,
-    schema: &Schema,
-    routing: &Routing,
-    opts: &Options,
-) -> Vec<Diagnostic> {
+pub fn check(analysis: &Analysis<'_>, routing: &Routing, opts: &Options) -> Vec<Diagnostic> {
+    let (policy, schema, syms) = (analysis.policy, &analysis.schema, &analysis.symbols);
     let mut diags = Vec::new();
     let Some(list) = &policy.routing else {
         return diags;
@@ -110,7 +106,6 @@ pub fn check(
     }
 
     let mut residual = Residual::new(universe.clone());
-    let syms = crate::check::names::Symbols::new(policy);
     for (r, rule) in rules.iter().enumerate() {
         let (start, end) = ranges[r];
         if start == end {
@@ -125,7 +120,7 @@ pub fn check(
         }
         let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
         let reached = residual.claim(&own);
-        capabilities(&mut diags, &syms, schema, routing, rule, &reached);
+        capabilities(&mut diags, syms, schema, routing, rule, &reached);
         if reached.is_empty() {
             let shadows: Vec<u32> = {
                 let mut v: Vec<u32> = (start..end)
@@ -248,7 +243,7 @@ struct Gap<'p> {
 /// W051 for one rule, given the pieces of the request space it decides.
 fn capabilities(
     diags: &mut Vec<Diagnostic>,
-    syms: &crate::check::names::Symbols<'_>,
+    syms: &crate::policy::Symbols<'_>,
     schema: &Schema,
     routing: &Routing,
     rule: &RouteRule,

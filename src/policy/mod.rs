@@ -5,8 +5,12 @@ pub mod decode;
 pub mod merge;
 pub mod model;
 pub mod reader;
+pub mod service;
+pub mod symbols;
 
 pub use model::*;
+pub use service::Service;
+pub use symbols::Symbols;
 
 use crate::diag::Diagnostic;
 use crate::load::Node;
