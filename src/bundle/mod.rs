@@ -8,10 +8,11 @@ pub mod spec;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::check::Analysis;
 use crate::compile::request::RequestSchema;
 use crate::compile::table::{DecisionTable, Layout};
 use crate::compile::Routing;
-use crate::policy::Policy;
+use crate::policy::{Policy, Service, Symbols};
 
 use spec::*;
 
@@ -96,7 +97,18 @@ pub fn digest(content: &Content) -> String {
 }
 
 impl Bundle {
+    /// The bundle of a policy and its compiled routing.
     pub fn new(policy: &Policy, routing: &Routing) -> Bundle {
+        let service = Service::new(policy, &Symbols::new(policy));
+        Bundle::build(policy, &service, routing)
+    }
+
+    /// [`Bundle::new`] for a policy already analysed.
+    pub fn analysed(analysis: &Analysis<'_>, routing: &Routing) -> Bundle {
+        Bundle::build(analysis.policy, &analysis.service, routing)
+    }
+
+    fn build(policy: &Policy, service: &Service<'_>, routing: &Routing) -> Bundle {
         let content = Content {
             policy_version: policy.version.as_ref().map(|v| v.value.clone()),
             schema: routing.schema.clone(),
@@ -106,7 +118,7 @@ impl Bundle {
             pools: pools(policy),
             session_affinity: affinity(policy),
             failover: failover(policy),
-            downgrades: downgrades(policy),
+            downgrades: downgrades(policy, service),
             budgets: budgets(policy),
             machines: crate::machines::compile(policy),
             channels: channels(policy),

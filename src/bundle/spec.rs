@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{BalanceStrategy, ChannelKind, ModelStatus, Policy, ProviderKind};
+use crate::policy::service::downgrade_moves;
+use crate::policy::{BalanceStrategy, ChannelKind, ModelStatus, Policy, ProviderKind, Service};
 use crate::syntax::print;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,17 +286,15 @@ pub fn affinity(p: &Policy) -> Option<AffinitySpec> {
     })
 }
 
-/// For `downgrade_to: next_cheaper`: each model to the next cheaper active one by
-/// price (ties by name); for an explicit target: every other model to it.
-pub fn downgrades(p: &Policy) -> Vec<DowngradeSpec> {
+/// For `downgrade_to: next_cheaper`: each model in service to the next cheaper one on
+/// the price ladder; for an explicit target: every other model in service to it.
+pub fn downgrades(p: &Policy, service: &Service<'_>) -> Vec<DowngradeSpec> {
     let Some(sw) = p.cost.as_ref().and_then(|c| c.switching.as_ref()) else {
         return Vec::new();
     };
-    let syms = crate::check::names::Symbols::new(p);
-    let ladder = crate::graph::ladder(&crate::graph::in_service(p, &syms), &syms);
     let mut out: Vec<DowngradeSpec> = Vec::new();
     for to in sw.rules.iter().filter_map(|r| r.downgrade_to.as_ref()) {
-        for (from, target) in crate::graph::downgrade_moves(&to.value, &ladder) {
+        for (from, target) in downgrade_moves(&to.value, &service.ladder) {
             let spec = DowngradeSpec {
                 from: from.name.value.clone(),
                 to: target.to_string(),

@@ -1,5 +1,6 @@
 //! Stage 4: checking a decoded policy: names, types, capabilities, numbers and
-//! notifications. Each check reads the policy and adds diagnostics; none changes it.
+//! notifications. Each check reads the policy through one [`Analysis`] (its symbols and
+//! schema, built once) and adds diagnostics; none changes the policy.
 
 pub mod capabilities;
 pub mod exprs;
@@ -9,21 +10,52 @@ pub mod numbers;
 pub mod schema;
 
 use crate::diag::Diagnostic;
-use crate::policy::Policy;
+use crate::policy::{Policy, Service, Symbols};
 
 pub use schema::Schema;
 
-pub fn check(policy: &Policy) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
-    let syms = names::Symbols::new(policy);
-    let schema = Schema::for_policy(policy);
-    names::check(policy, &syms, &mut diags);
-    exprs::check(policy, &schema, &mut diags);
-    capabilities::check(policy, &schema, &syms, &mut diags);
-    numbers::check(policy, &syms, &mut diags);
-    notify::check(policy, &mut diags);
-    routing_order(policy, &mut diags);
-    diags
+/// A policy with what every later stage looks up in it, worked out once: its symbol
+/// table, its request schema, the models in service and their price ladder, and the
+/// diagnostics found so far. The graphs, the compiler, the analyses and the bundle
+/// read it instead of building their own.
+pub struct Analysis<'p> {
+    pub policy: &'p Policy,
+    pub symbols: Symbols<'p>,
+    pub schema: Schema,
+    pub service: Service<'p>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'p> Analysis<'p> {
+    /// The lookups of a policy, before any check has run.
+    pub fn new(policy: &'p Policy) -> Analysis<'p> {
+        let symbols = Symbols::new(policy);
+        let schema = Schema::for_policy(policy);
+        let service = Service::new(policy, &symbols);
+        Analysis {
+            policy,
+            symbols,
+            schema,
+            service,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// Checks a decoded policy; its findings follow `so_far` (what reading and decoding
+/// it found) in the analysis's diagnostics.
+pub fn analyse(policy: &Policy, so_far: Vec<Diagnostic>) -> Analysis<'_> {
+    let mut analysis = Analysis::new(policy);
+    analysis.diagnostics = so_far;
+    let (syms, schema) = (&analysis.symbols, &analysis.schema);
+    let diags = &mut analysis.diagnostics;
+    names::check(policy, syms, diags);
+    exprs::check(policy, schema, diags);
+    capabilities::check(policy, schema, syms, diags);
+    numbers::check(policy, syms, diags);
+    notify::check(policy, diags);
+    routing_order(policy, diags);
+    analysis
 }
 
 /// E041: the fallback must be the single last rule.

@@ -2,11 +2,12 @@
 //! event must name something declared (E020); models and pools share one namespace
 //! because `fallback:` may name either.
 
-use std::collections::BTreeMap;
-
 use crate::diag::suggest::did_you_mean;
 use crate::diag::{Code, Diagnostic};
-use crate::policy::{DowngradeTo, Model, Name, Policy, Pool, Provider, Target};
+use crate::policy::{DowngradeTo, Name, Policy, Target};
+
+/// The symbol table is part of the policy model; checks find it here too.
+pub use crate::policy::Symbols;
 
 /// Events the gateway itself emits, with what each means; notification routes may
 /// name these or events declared under `events:`.
@@ -32,57 +33,6 @@ pub const GATEWAY_EVENTS: &[(&str, &str)] = &[
         "the scheduled digest of the gateway's traffic and costs",
     ),
 ];
-
-/// Declared names, for lookups by the other checks.
-pub struct Symbols<'p> {
-    pub models: BTreeMap<&'p str, &'p Model>,
-    pub providers: BTreeMap<&'p str, &'p Provider>,
-    pub pools: BTreeMap<&'p str, &'p Pool>,
-}
-
-impl<'p> Symbols<'p> {
-    pub fn new(policy: &'p Policy) -> Symbols<'p> {
-        Symbols {
-            models: policy
-                .models
-                .iter()
-                .map(|m| (m.name.value.as_str(), m))
-                .collect(),
-            providers: policy
-                .providers
-                .iter()
-                .map(|p| (p.name.value.as_str(), p))
-                .collect(),
-            pools: policy
-                .balancing
-                .iter()
-                .flat_map(|b| &b.pools)
-                .map(|p| (p.name.value.as_str(), p))
-                .collect(),
-        }
-    }
-
-    /// The models a target sends traffic to (a pool's members that exist).
-    pub fn target_models(&self, target: &Target) -> Vec<&'p Model> {
-        let name = target.name().value.as_str();
-        let as_pool = |name: &str| {
-            self.pools.get(name).map(|p| {
-                p.models
-                    .iter()
-                    .filter_map(|m| self.models.get(m.value.as_str()).copied())
-                    .collect::<Vec<_>>()
-            })
-        };
-        match target {
-            Target::Model(_) => self.models.get(name).map(|m| vec![*m]).unwrap_or_default(),
-            Target::Pool(_) => as_pool(name).unwrap_or_default(),
-            Target::Either(_) => match self.models.get(name) {
-                Some(m) => vec![*m],
-                None => as_pool(name).unwrap_or_default(),
-            },
-        }
-    }
-}
 
 pub fn undefined<'a>(
     kind: &str,

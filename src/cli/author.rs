@@ -11,6 +11,7 @@ use rulec::source::SourceMap;
 use rulec::tools::{bench, diff, explain, testing};
 
 use super::{emit, fail, load_quietly};
+use rulec::driver::CompileOptions;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -31,7 +32,7 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs) -> ExitCode {
-    let loaded = match load_quietly(&args.paths) {
+    let loaded = match load_quietly(&args.paths, CompileOptions::default()) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -115,7 +116,7 @@ pub fn test(args: TestArgs) -> ExitCode {
     if policy_paths.is_empty() {
         return fail("no policy was given: name the policy folder or files too");
     }
-    let loaded = match load_quietly(&policy_paths) {
+    let loaded = match load_quietly(&policy_paths, CompileOptions::default()) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -163,7 +164,7 @@ pub struct DiffArgs {
 
 pub fn diff(args: DiffArgs) -> ExitCode {
     // exit 1 means "decisions changed": a policy that does not compile is exit 2
-    let old = match load_quietly(std::slice::from_ref(&args.old)) {
+    let old = match load_quietly(std::slice::from_ref(&args.old), CompileOptions::default()) {
         Ok(l) => l,
         Err(_) => {
             return fail(format!(
@@ -172,7 +173,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             ))
         }
     };
-    let new = match load_quietly(std::slice::from_ref(&args.new)) {
+    let new = match load_quietly(std::slice::from_ref(&args.new), CompileOptions::default()) {
         Ok(l) => l,
         Err(_) => {
             return fail(format!(
@@ -181,7 +182,12 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             ))
         }
     };
-    match diff::diff(&old.routing, &old.schema, &new.routing, &new.schema) {
+    match diff::diff(
+        &old.routing,
+        &old.checked.schema,
+        &new.routing,
+        &new.checked.schema,
+    ) {
         Ok((changes, _)) => {
             let settings = rulec::tools::settings::diff(&old.checked.policy, &new.checked.policy);
             let mut text = if changes.is_empty() && !settings.is_empty() {
@@ -223,21 +229,29 @@ pub struct BenchArgs {
 }
 
 pub fn bench(args: BenchArgs) -> ExitCode {
-    let loaded = match load_quietly(&args.paths) {
+    let opts = CompileOptions {
+        bundle: true,
+        ..CompileOptions::default()
+    };
+    let loaded = match load_quietly(&args.paths, opts) {
         Ok(l) => l,
         Err(code) => return code,
     };
+    // compiled again, to time the compiler alone; the bundle is the check's, made
+    // from the same policy
     let start = Instant::now();
     let routing = match rulec::compile::routing(
         &loaded.checked.policy,
-        &loaded.schema,
+        &loaded.checked.schema,
         &loaded.checked.sources,
     ) {
         Ok(r) => r,
         Err(_) => return fail("the policy does not compile"),
     };
     let compile_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let bundle = Bundle::new(&loaded.checked.policy, &routing).to_bytes();
+    let Some(bundle) = loaded.bundle.as_ref().map(Bundle::to_bytes) else {
+        return fail("the policy does not compile");
+    };
     let r = bench::run(
         &routing,
         args.requests,
@@ -290,8 +304,8 @@ pub fn graph(args: GraphArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     emit(&match args.format {
-        GraphFormat::Dot => rulec::graph::dot(&checked.policy),
-        GraphFormat::Mermaid => rulec::graph::mermaid(&checked.policy),
+        GraphFormat::Dot => rulec::graph::dot_graph(&checked.policy, &checked.graph),
+        GraphFormat::Mermaid => rulec::graph::mermaid_graph(&checked.policy, &checked.graph),
     });
     ExitCode::SUCCESS
 }
@@ -305,7 +319,7 @@ pub struct MachinesArgs {
 
 /// Prints the transition table of every state machine compiled from the policy.
 pub fn machines(args: MachinesArgs) -> ExitCode {
-    let loaded = match load_quietly(&args.paths) {
+    let loaded = match load_quietly(&args.paths, CompileOptions::default()) {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rulec::bundle::Bundle;
+use rulec::driver::CompileOptions;
 
 use super::check::Deny;
 use super::{emit, fail, load};
@@ -22,11 +22,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let loaded = match load(&args.paths, args.deny.is_some()) {
-        Ok(l) => l,
+    let opts = CompileOptions {
+        deny_warnings: args.deny.is_some(),
+        bundle: true,
+    };
+    let compiled = match load(&args.paths, opts) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    let bundle = Bundle::new(&loaded.checked.policy, &loaded.routing);
+    // asked for, so made for every policy that compiles
+    let Some(bundle) = compiled.bundle else {
+        return fail("the policy has no routing rules to compile");
+    };
     let bytes = bundle.to_bytes();
     let table = &bundle.content.table;
     let summary = format!(

@@ -10,10 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rulec::check::Schema;
-use rulec::compile::Routing;
 use rulec::diag::render;
-use rulec::driver::{self, Checked, Options};
+use rulec::driver::{self, CompileError, CompileOptions, Compiled};
 
 /// Writes to stdout; a closed pipe (`rulec ... | head`) is not worth a panic.
 pub fn emit(text: &str) {
@@ -28,35 +26,30 @@ pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// A policy checked and compiled, or the exit code already reported.
-pub struct Loaded {
-    pub checked: Checked,
-    pub routing: Routing,
-    pub schema: Schema,
-}
-
 /// Checks the policy; on errors prints them (to stderr) and returns exit code 1.
 /// Warnings are printed in full by `compile` (and fail with `deny_warnings`); the
 /// authors' tools only count them, so their own output stays readable.
-pub fn load(paths: &[PathBuf], deny_warnings: bool) -> Result<Loaded, ExitCode> {
-    load_with(paths, deny_warnings, true)
+pub fn load(paths: &[PathBuf], opts: CompileOptions) -> Result<Compiled, ExitCode> {
+    load_with(paths, opts, true)
 }
 
 /// [`load`] that only counts warnings.
-pub fn load_quietly(paths: &[PathBuf]) -> Result<Loaded, ExitCode> {
-    load_with(paths, false, false)
+pub fn load_quietly(paths: &[PathBuf], opts: CompileOptions) -> Result<Compiled, ExitCode> {
+    load_with(paths, opts, false)
 }
 
 fn load_with(
     paths: &[PathBuf],
-    deny_warnings: bool,
+    opts: CompileOptions,
     show_warnings: bool,
-) -> Result<Loaded, ExitCode> {
-    let checked = driver::check_paths(paths, Options::default()).map_err(fail)?;
-    let failing = checked
-        .diagnostics
-        .iter()
-        .any(|d| d.is_error() || (deny_warnings && d.severity == rulec::diag::Severity::Warning));
+) -> Result<Compiled, ExitCode> {
+    let outcome = driver::compile_paths(paths, opts);
+    let checked = match &outcome {
+        Ok(compiled) => &compiled.checked,
+        Err(CompileError::Load(e)) => return Err(fail(e)),
+        Err(CompileError::Refused(checked) | CompileError::NoRouting(checked)) => checked,
+    };
+    let failing = matches!(outcome, Err(CompileError::Refused(_)));
     if !failing && !show_warnings {
         let n = checked
             .diagnostics
@@ -77,16 +70,9 @@ fn load_with(
             render::human(&checked.sources, &checked.diagnostics, color)
         );
     }
-    if failing {
-        return Err(ExitCode::from(1));
+    match outcome {
+        Ok(compiled) => Ok(compiled),
+        Err(CompileError::Refused(_)) => Err(ExitCode::from(1)),
+        Err(_) => Err(fail("the policy has no routing rules to compile")),
     }
-    let Some(routing) = checked.routing.clone() else {
-        return Err(fail("the policy has no routing rules to compile"));
-    };
-    let schema = Schema::for_policy(&checked.policy);
-    Ok(Loaded {
-        checked,
-        routing,
-        schema,
-    })
 }

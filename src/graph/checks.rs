@@ -14,18 +14,23 @@ use petgraph::graph::NodeIndex;
 use petgraph::visit::{EdgeFiltered, IntoNeighbors};
 use petgraph::Direction;
 
-use super::{
-    build, can_breach, dollars, in_service, ladder, max_task_cost, switch_rules, Edge, NodeKind,
-};
-use crate::check::names::Symbols;
+use super::{build_analysed, dollars, Edge, NodeKind, PolicyGraph};
+use crate::check::Analysis;
 use crate::diag::suggest::closest;
 use crate::diag::{self, Code, Diagnostic};
-use crate::policy::{DowngradeTo, Metric, Model, Name, Policy, Target};
+use crate::policy::service::{can_breach, max_task_cost, switch_rules};
+use crate::policy::{DowngradeTo, Metric, Model, Name, Policy, Symbols, Target};
 use crate::source::Span;
 
 /// Every graph finding of a policy, sorted.
 pub fn check(policy: &Policy) -> Vec<Diagnostic> {
-    let cx = Cx::new(policy);
+    let analysis = Analysis::new(policy);
+    check_analysed(&analysis, &build_analysed(&analysis))
+}
+
+/// [`check`] on a policy already analysed, with its graph.
+pub fn check_analysed(analysis: &Analysis<'_>, graph: &PolicyGraph) -> Vec<Diagnostic> {
+    let cx = Cx::new(analysis, graph);
     let mut diags = Vec::new();
     if cx.rules_complete && cx.models_complete && cx.pools_complete {
         unused_models(&cx, &mut diags);
@@ -44,11 +49,13 @@ pub fn check(policy: &Policy) -> Vec<Diagnostic> {
     diag::normalize(diags)
 }
 
-struct Cx<'p> {
+struct Cx<'a, 'p> {
     policy: &'p Policy,
-    syms: Symbols<'p>,
-    graph: super::PolicyGraph,
-    serving: BTreeSet<&'p str>,
+    syms: &'a Symbols<'p>,
+    graph: &'a PolicyGraph,
+    serving: &'a BTreeSet<&'p str>,
+    /// the models in service, cheapest first
+    ladder: &'a [&'p Model],
     /// every routing rule decoded, with its target
     rules_complete: bool,
     /// every declared model decoded (so its provider is known)
@@ -57,10 +64,9 @@ struct Cx<'p> {
     pools_complete: bool,
 }
 
-impl<'p> Cx<'p> {
-    fn new(policy: &'p Policy) -> Cx<'p> {
-        let syms = Symbols::new(policy);
-        let serving = in_service(policy, &syms);
+impl<'a, 'p> Cx<'a, 'p> {
+    fn new(analysis: &'a Analysis<'p>, graph: &'a PolicyGraph) -> Cx<'a, 'p> {
+        let (policy, syms) = (analysis.policy, &analysis.symbols);
         let rules: Vec<_> = policy.routing.iter().flat_map(|r| &r.rules).collect();
         let rules_complete = rules
             .iter()
@@ -78,9 +84,10 @@ impl<'p> Cx<'p> {
             .all(|p| syms.pools.contains_key(p.as_str()));
         Cx {
             policy,
-            graph: build(policy),
             syms,
-            serving,
+            graph,
+            serving: &analysis.service.models,
+            ladder: &analysis.service.ladder,
             rules_complete,
             models_complete,
             pools_complete,
@@ -94,10 +101,6 @@ impl<'p> Cx<'p> {
                 .edges_directed(n, Direction::Incoming)
                 .any(|e| edge(e.weight()))
         })
-    }
-
-    fn ladder(&self) -> Vec<&'p Model> {
-        ladder(&self.serving, &self.syms)
     }
 }
 
@@ -157,7 +160,7 @@ fn model_refs(policy: &Policy) -> Vec<&Name> {
 }
 
 /// W071: models that no traffic can reach.
-fn unused_models(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn unused_models(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let refs = model_refs(policy);
     let guesses = misspellings(&policy.declared.models, refs.iter().copied());
@@ -209,7 +212,7 @@ fn unused_models(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
 }
 
 /// W072: pools that no rule routes to.
-fn unused_pools(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn unused_pools(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let refs: Vec<&Name> = policy
         .routing
@@ -246,7 +249,7 @@ fn unused_pools(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
 }
 
 /// W073: providers that serve no model and take no part in failover.
-fn unused_providers(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn unused_providers(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let mut refs: Vec<&Name> = policy.models.iter().map(|m| &m.provider).collect();
     if let Some(f) = &policy.failover {
@@ -279,8 +282,8 @@ fn unused_providers(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
 }
 
 /// W074: `next_cheaper` triggered on the cheapest model in service.
-fn cheapest_downgrade(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
-    let ladder = cx.ladder();
+fn cheapest_downgrade(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
+    let ladder = cx.ladder;
     let Some(cheapest) = ladder.first() else {
         return;
     };
@@ -331,7 +334,7 @@ fn cheapest_downgrade(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
 
 /// W075: explicit downgrade targets that are not cheaper than what they replace, and
 /// cycles in the downgrade graph (edges that can fire only).
-fn downgrade_cycles(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn downgrade_cycles(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let g = &cx.graph.graph;
     let live = EdgeFiltered::from_fn(g, |e| {
         matches!(
@@ -349,7 +352,7 @@ fn downgrade_cycles(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
             scc_of.extend(scc.iter().map(|&n| (n, i)));
         }
     }
-    let ladder = cx.ladder();
+    let ladder = cx.ladder;
     for rule in switch_rules(cx.policy) {
         let Some(DowngradeTo::Model(target)) = rule.downgrade_to.as_ref().map(|d| &d.value) else {
             continue;
@@ -457,7 +460,7 @@ where
 }
 
 /// W076: failover providers that have no model to run on.
-fn failover_dead_ends(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn failover_dead_ends(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let Some(f) = &cx.policy.failover else { return };
     let serves = |p: &str| cx.policy.models.iter().any(|m| m.provider.value == p);
     let refs =
@@ -508,7 +511,7 @@ fn routes_span(policy: &Policy) -> Option<Span> {
 }
 
 /// W082: channels that no notification route uses.
-fn unused_channels(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn unused_channels(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let refs = route_refs(policy, true);
     let guesses = misspellings(&policy.declared.channels, refs.iter().copied());
@@ -539,7 +542,7 @@ fn unused_channels(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
 }
 
 /// W083: templates that no notification route uses.
-fn unused_templates(cx: &Cx<'_>, diags: &mut Vec<Diagnostic>) {
+fn unused_templates(cx: &Cx<'_, '_>, diags: &mut Vec<Diagnostic>) {
     let policy = cx.policy;
     let refs = route_refs(policy, false);
     let guesses = misspellings(&policy.declared.templates, refs.iter().copied());

@@ -9,14 +9,20 @@ use std::fmt::Write as _;
 use petgraph::graph::{EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use super::{build, dollars, switch_rules, Edge, Node, NodeKind, PolicyGraph};
+use super::{build, dollars, Edge, Node, NodeKind, PolicyGraph};
+use crate::policy::service::switch_rules;
 use crate::policy::{Metric, Policy};
 use crate::syntax::{print, Value};
 
 /// Graphviz DOT: `digraph rulec { … }` with a cluster per section (the downgrade
 /// graph is a plain subgraph: its edges join models drawn under routing).
 pub fn dot(policy: &Policy) -> String {
-    let sketch = Sketch::new(policy);
+    dot_graph(policy, &build(policy))
+}
+
+/// [`dot`] of a graph already built from the policy.
+pub fn dot_graph(policy: &Policy, graph: &PolicyGraph) -> String {
+    let sketch = Sketch::new(policy, graph);
     let mut out = String::new();
     out.push_str("digraph rulec {\n");
     out.push_str("  rankdir=LR;\n");
@@ -68,7 +74,12 @@ pub fn dot(policy: &Policy) -> String {
 /// of each section (edges are kept out of the subgraphs, where Mermaid would move
 /// their nodes).
 pub fn mermaid(policy: &Policy) -> String {
-    let sketch = Sketch::new(policy);
+    mermaid_graph(policy, &build(policy))
+}
+
+/// [`mermaid`] of a graph already built from the policy.
+pub fn mermaid_graph(policy: &Policy, graph: &PolicyGraph) -> String {
+    let sketch = Sketch::new(policy, graph);
     let mut out = String::from("flowchart LR\n");
     for section in sketch.sections.iter().filter(|s| !s.nodes.is_empty()) {
         let _ = writeln!(
@@ -127,7 +138,7 @@ struct Section {
 /// What both drawings show, in order.
 struct Sketch<'p> {
     policy: &'p Policy,
-    graph: PolicyGraph,
+    graph: &'p PolicyGraph,
     sections: Vec<Section>,
     /// edges between sections (model → provider)
     loose: Vec<EdgeIndex>,
@@ -138,8 +149,7 @@ struct Sketch<'p> {
 }
 
 impl<'p> Sketch<'p> {
-    fn new(policy: &'p Policy) -> Sketch<'p> {
-        let graph = build(policy);
+    fn new(policy: &'p Policy, graph: &'p PolicyGraph) -> Sketch<'p> {
         let g = &graph.graph;
         let section = |id, title, cluster, style| Section {
             id,

@@ -10,15 +10,16 @@
 mod checks;
 mod draw;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::check::names::Symbols;
-use crate::policy::{DowngradeTo, Metric, Model, Policy, SwitchRule, Target};
+use crate::check::Analysis;
+use crate::policy::service::{can_breach, downgrade_moves, switch_rules};
+use crate::policy::{DowngradeTo, Policy, Target};
 
-pub use checks::check;
-pub use draw::{dot, mermaid};
+pub use checks::{check, check_analysed};
+pub use draw::{dot, dot_graph, mermaid, mermaid_graph};
 
 /// What a node stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,21 +158,6 @@ impl PolicyGraph {
     }
 }
 
-/// Whether a switching rule can fire while traffic is on `model`: a cost-per-task
-/// threshold cannot be breached by a model whose most expensive task (`max_tokens` at
-/// its price) costs no more than the threshold; the other metrics can breach anywhere.
-pub(crate) fn can_breach(rule: &SwitchRule, model: &Model) -> bool {
-    match rule.metric.value {
-        Metric::CostPerTask => max_task_cost(model) > rule.threshold.value.value,
-        _ => true,
-    }
-}
-
-/// What one task at the model's `max_tokens` costs.
-pub(crate) fn max_task_cost(model: &Model) -> f64 {
-    model.cost_per_token.value * model.max_tokens.value
-}
-
 /// `$0.10`, `$0.192`, `$1.92`: dollars with at least two decimals and at most four;
 /// amounts below a cent keep all their digits (`$0.00004`).
 pub(crate) fn dollars(amount: f64) -> String {
@@ -185,87 +171,16 @@ pub(crate) fn dollars(amount: f64) -> String {
     format!("${s}")
 }
 
-/// The switching rules of the cost window.
-pub(crate) fn switch_rules(policy: &Policy) -> &[SwitchRule] {
-    policy
-        .cost
-        .as_ref()
-        .and_then(|c| c.switching.as_ref())
-        .map_or(&[], |s| s.rules.as_slice())
-}
-
-/// Models that traffic can be on, by name: reached from a routing rule (pools expanded),
-/// or the target of an explicit `downgrade_to` or of `fallback_to`.
-pub(crate) fn in_service<'p>(policy: &'p Policy, syms: &Symbols<'p>) -> BTreeSet<&'p str> {
-    let mut out = BTreeSet::new();
-    for rule in policy.routing.iter().flat_map(|r| &r.rules) {
-        if let Some(t) = &rule.target {
-            out.extend(
-                syms.target_models(t)
-                    .into_iter()
-                    .map(|m| m.name.value.as_str()),
-            );
-        }
-    }
-    for rule in switch_rules(policy) {
-        if let Some(DowngradeTo::Model(m)) = rule.downgrade_to.as_ref().map(|d| &d.value) {
-            if let Some(model) = syms.models.get(m.value.as_str()) {
-                out.insert(model.name.value.as_str());
-            }
-        }
-        if let Some(m) = &rule.fallback_to {
-            if let Some(model) = syms.models.get(m.value.as_str()) {
-                out.insert(model.name.value.as_str());
-            }
-        }
-    }
-    out
-}
-
-/// The moves one `downgrade_to` makes, most expensive model first: `next_cheaper` moves
-/// each model in service to the one below it on the ladder; an explicit target takes
-/// every model in service, itself included (which is how a cycle shows). The graph
-/// checks and the bundle's downgrade table both use this.
-pub(crate) fn downgrade_moves<'p>(
-    to: &'p DowngradeTo,
-    ladder: &[&'p Model],
-) -> Vec<(&'p Model, &'p str)> {
-    match to {
-        DowngradeTo::NextCheaper => ladder
-            .windows(2)
-            .rev()
-            .map(|pair| (pair[1], pair[0].name.value.as_str()))
-            .collect(),
-        DowngradeTo::Model(target) => ladder
-            .iter()
-            .rev()
-            .map(|m| (*m, target.value.as_str()))
-            .collect(),
-    }
-}
-
-/// The models in service, cheapest first (ties broken by name): `next_cheaper` moves
-/// each one to the one before it.
-pub(crate) fn ladder<'p>(in_service: &BTreeSet<&'p str>, syms: &Symbols<'p>) -> Vec<&'p Model> {
-    let mut models: Vec<&Model> = in_service
-        .iter()
-        .filter_map(|n| syms.models.get(n).copied())
-        .collect();
-    models.sort_by(|a, b| {
-        a.cost_per_token
-            .value
-            .total_cmp(&b.cost_per_token.value)
-            .then_with(|| a.name.value.cmp(&b.name.value))
-    });
-    models
-}
-
 /// The graph of a policy. Nodes come in a fixed order (rules in rule order, then
 /// pools, models, providers, events, channels and templates in declaration order), and
 /// so do edges, so drawings are stable.
 pub fn build(policy: &Policy) -> PolicyGraph {
-    let syms = Symbols::new(policy);
-    let serving = in_service(policy, &syms);
+    build_analysed(&Analysis::new(policy))
+}
+
+/// [`build`] on a policy already analysed.
+pub fn build_analysed(analysis: &Analysis<'_>) -> PolicyGraph {
+    let (policy, serving) = (analysis.policy, &analysis.service.models);
     let mut g = PolicyGraph::default();
 
     let rules: Vec<_> = policy.routing.iter().flat_map(|r| &r.rules).collect();
@@ -361,10 +276,10 @@ pub fn build(policy: &Policy) -> PolicyGraph {
     }
 
     // the cost window: downgrades and fast fallbacks
-    let ladder = ladder(&serving, &syms);
+    let ladder = &analysis.service.ladder;
     for (ri, rule) in switch_rules(policy).iter().enumerate() {
         if let Some(to) = rule.downgrade_to.as_ref().map(|d| &d.value) {
-            for (from, target) in downgrade_moves(to, &ladder) {
+            for (from, target) in downgrade_moves(to, ladder) {
                 let edge = Edge::Downgrade {
                     rule: ri,
                     next_cheaper: matches!(to, DowngradeTo::NextCheaper),

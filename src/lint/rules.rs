@@ -3,12 +3,12 @@
 //! overlaps (I046) and capability gaps reachable by a concrete request (W051); context
 //! windows (W052) are in `windows`.
 
-use crate::check::Schema;
+use crate::check::{Analysis, Schema};
 use crate::compile::request::Request;
 use crate::compile::terms::{cube_is_empty, Cube};
 use crate::compile::Routing;
 use crate::diag::{Code, Diagnostic};
-use crate::policy::{Policy, RouteRule};
+use crate::policy::RouteRule;
 use crate::source::Span;
 
 use super::cover::{intersecting_rules, point, uncovered, Residual, TermIndex};
@@ -79,12 +79,8 @@ fn names(rules: &[&RouteRule], ids: &[u32]) -> String {
     list.join(", ")
 }
 
-pub fn check(
-    policy: &Policy,
-    schema: &Schema,
-    routing: &Routing,
-    opts: &Options,
-) -> Vec<Diagnostic> {
+pub fn check(analysis: &Analysis<'_>, routing: &Routing, opts: &Options) -> Vec<Diagnostic> {
+    let (policy, schema, syms) = (analysis.policy, &analysis.schema, &analysis.symbols);
     let mut diags = Vec::new();
     let Some(list) = &policy.routing else {
         return diags;
@@ -109,7 +105,6 @@ pub fn check(
     }
 
     let mut residual = Residual::new(universe.clone());
-    let syms = crate::check::names::Symbols::new(policy);
     for (r, rule) in rules.iter().enumerate() {
         let (start, end) = ranges[r];
         if start == end {
@@ -124,8 +119,8 @@ pub fn check(
         }
         let own: Vec<&Cube> = terms[start..end].iter().map(|(_, c)| c).collect();
         let reached = residual.claim(&own);
-        capabilities(&mut diags, &syms, schema, routing, rule, &reached);
-        super::windows::check(&mut diags, &syms, routing, rule, &reached);
+        capabilities(&mut diags, syms, schema, routing, rule, &reached);
+        super::windows::check(&mut diags, syms, routing, rule, &reached);
         if reached.is_empty() {
             let shadows: Vec<u32> = {
                 let mut v: Vec<u32> = (start..end)
@@ -248,7 +243,7 @@ struct Gap<'p> {
 /// W051 for one rule, given the pieces of the request space it decides.
 fn capabilities(
     diags: &mut Vec<Diagnostic>,
-    syms: &crate::check::names::Symbols<'_>,
+    syms: &crate::policy::Symbols<'_>,
     schema: &Schema,
     routing: &Routing,
     rule: &RouteRule,

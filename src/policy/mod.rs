@@ -6,8 +6,12 @@ pub mod merge;
 pub mod model;
 pub mod reader;
 pub mod sections;
+pub mod service;
+pub mod symbols;
 
 pub use model::*;
+pub use service::Service;
+pub use symbols::Symbols;
 
 use crate::diag::Diagnostic;
 use crate::load::Node;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::bundle::Bundle;
 use crate::diag::render;
-use crate::driver::{self, Options};
+use crate::driver::{self, CompileError, CompileOptions};
 
 /// Why a bundle or policy was not taken.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,29 +64,38 @@ pub fn load_counting_warnings(path: &Path) -> Result<(Bundle, usize), Refusal> {
             return from_bytes(&bytes).map(|b| (b, 0));
         }
     }
-    let checked =
-        driver::check_paths(&[path.to_path_buf()], Options::default()).map_err(|e| io(&e))?;
-    let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-    if errors > 0 {
-        return Err(Refusal {
-            message: format!(
-                "policy `{}` has {errors} error{}",
-                path.display(),
-                if errors == 1 { "" } else { "s" }
-            ),
-            io: false,
-            diagnostics: Some(render::human(&checked.sources, &checked.diagnostics, false)),
-        });
-    }
-    let Some(routing) = &checked.routing else {
-        return Err(Refusal {
-            message: format!("policy `{}` has no routing rules to serve", path.display()),
-            io: false,
-            diagnostics: None,
-        });
+    let opts = CompileOptions {
+        bundle: true,
+        ..CompileOptions::default()
     };
-    let warnings = checked.diagnostics.len();
-    Ok((Bundle::new(&checked.policy, routing), warnings))
+    let no_routing = || Refusal {
+        message: format!("policy `{}` has no routing rules to serve", path.display()),
+        io: false,
+        diagnostics: None,
+    };
+    match driver::compile_paths(&[path.to_path_buf()], opts) {
+        Ok(compiled) => {
+            let warnings = compiled.checked.diagnostics.len();
+            compiled
+                .bundle
+                .map(|b| (b, warnings))
+                .ok_or_else(no_routing)
+        }
+        Err(CompileError::Load(e)) => Err(io(&e)),
+        Err(CompileError::Refused(checked)) => {
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            Err(Refusal {
+                message: format!(
+                    "policy `{}` has {errors} error{}",
+                    path.display(),
+                    if errors == 1 { "" } else { "s" }
+                ),
+                io: false,
+                diagnostics: Some(render::human(&checked.sources, &checked.diagnostics, false)),
+            })
+        }
+        Err(CompileError::NoRouting(_)) => Err(no_routing()),
+    }
 }
 
 /// What the file watcher compares: the size and modification time of PATH, or of
