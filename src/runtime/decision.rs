@@ -51,6 +51,8 @@ pub enum AdjustmentKind {
     Failover,
     /// the model's provider is unhealthy (or the model disabled): next in the chain
     Unhealthy,
+    /// the request is larger than the model's context window: next in the chain
+    ContextWindow,
     /// the pool is full: next in the chain with room
     Overflow,
     /// unhealthy, and nothing in the chain can serve: answered anyway
@@ -67,6 +69,7 @@ impl AdjustmentKind {
             AdjustmentKind::SwitchProvider => "switch_provider",
             AdjustmentKind::Failover => "failover",
             AdjustmentKind::Unhealthy => "unhealthy",
+            AdjustmentKind::ContextWindow => "context_window",
             AdjustmentKind::Overflow => "overflow",
             AdjustmentKind::AllUnhealthy => "all_unhealthy",
         }

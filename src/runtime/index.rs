@@ -54,6 +54,8 @@ pub struct Index {
     pub stand_ins: IxVec<ModelIx, IxVec<FallbackIx, Option<ModelIx>>>,
     /// the request schema's slot of `session_id`
     pub session_slot: Option<usize>,
+    /// the request schema's slot of `estimated_tokens`
+    pub tokens_slot: Option<usize>,
     pub names: Names,
 }
 
@@ -228,6 +230,7 @@ impl Index {
             fallbacks_by_weight,
             stand_ins,
             session_slot: c.schema.slot("session_id"),
+            tokens_slot: c.schema.slot("estimated_tokens"),
             names,
         }
     }

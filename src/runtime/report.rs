@@ -51,6 +51,12 @@ pub struct Accepted {
     pub released: bool,
     /// the provider's health state after the report
     pub health: String,
+    /// the call's cost in dollars: as reported, else its `tokens` at the model's
+    /// `cost_per_token`, else unknown
+    pub cost: Option<f64>,
+    /// where `cost` comes from: `report` or `policy`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_from: Option<&'static str>,
 }
 
 fn bad(message: impl Into<String>) -> RouteError {
@@ -204,13 +210,23 @@ impl Gateway {
         if let Some(t) = report.tokens {
             stats.tokens.add(&model_name, t);
         }
-        if let Some(c) = report.cost {
+        // a report without a cost is priced from the policy, so that budgets and cost
+        // windows still see the call
+        let (cost, cost_from) = match (report.cost, report.tokens) {
+            (Some(c), _) => (Some(c), Some("report")),
+            (None, Some(t)) => (
+                Some(t * self.model_spec(model).cost_per_token),
+                Some("policy"),
+            ),
+            (None, None) => (None, None),
+        };
+        if let Some(c) = cost {
             stats.cost.add(&model_name, c);
             self.shared.budgets.spend(session.as_deref(), c, wall_ms);
         }
         self.shared.window.push(Sample {
             at_ms: now_ms,
-            cost: report.cost,
+            cost,
             latency_ms: report.latency_ms,
             error: counts_against == Some(true),
         });
@@ -248,6 +264,8 @@ impl Gateway {
                 provider: provider_name,
                 released,
                 health,
+                cost,
+                cost_from,
             },
             effects,
         ))

@@ -39,6 +39,13 @@ struct Candidate {
     timeout_ms: Option<u64>,
 }
 
+/// What a request needs of a model: the capabilities its values require, and room
+/// for its tokens in the model's context window.
+struct Needs<'g> {
+    capabilities: Vec<&'g str>,
+    tokens: Option<f64>,
+}
+
 /// The answer as the steps shape it.
 struct Plan {
     rule: RuleIx,
@@ -80,8 +87,9 @@ impl Gateway {
         let switch_provider = self.step_windows(&mut plan, &needs);
         self.step_failover(&mut plan, switch_provider, &needs);
         let mut chain = self.step_chain(&plan, &needs);
-        let first = self.step_health(&mut plan, &mut chain);
-        let (chosen, slot) = self.step_admission(first, &mut chain, &mut plan.adjustments)?;
+        let first = self.step_fit(&mut plan, &mut chain, &needs)?;
+        let (chosen, slot) =
+            self.step_admission(first, &mut chain, &mut plan.adjustments, now_ms)?;
 
         self.pin_session(&plan, chosen, session, now_ms);
         Ok(self.decide(plan, chosen, slot, &chain, session, now_ms))
@@ -188,7 +196,7 @@ impl Gateway {
 
     /// Step 3: a spent daily or session budget moves the model down the price ladder
     /// to the cheapest model that can serve the request and meets the quality floor.
-    fn step_budget(&self, plan: &mut Plan, session: Option<&str>, wall_ms: u64, needs: &[&str]) {
+    fn step_budget(&self, plan: &mut Plan, session: Option<&str>, wall_ms: u64, needs: &Needs<'_>) {
         let Some(b) = &self.bundle.content.budgets else {
             return;
         };
@@ -212,7 +220,7 @@ impl Gateway {
 
     /// Step 4: the switches of the cost windows in force, in rule order. Returns
     /// whether one of them switches providers (carried out by step 5).
-    fn step_windows(&self, plan: &mut Plan, needs: &[&str]) -> bool {
+    fn step_windows(&self, plan: &mut Plan, needs: &Needs<'_>) -> bool {
         let mut switch_provider = false;
         for (machine, switch) in self.active_switches() {
             let (kind, to) = match &switch {
@@ -240,7 +248,7 @@ impl Gateway {
     /// Step 5: a model on the primary provider moves to a fallback's stand-in while
     /// the primary is failed over (unless it is half-open: its traffic is the probe)
     /// or a cost window switched providers.
-    fn step_failover(&self, plan: &mut Plan, switch_provider: bool, needs: &[&str]) {
+    fn step_failover(&self, plan: &mut Plan, switch_provider: bool, needs: &Needs<'_>) {
         let Some(primary) = self
             .ix
             .primary
@@ -278,7 +286,7 @@ impl Gateway {
     /// and the origin's stand-ins on the failover fallbacks (when it runs on the
     /// primary); then the policy's fallback rule. Only models that can serve the
     /// request, each once, never the answer itself.
-    fn step_chain(&self, plan: &Plan, needs: &[&str]) -> Vec<Candidate> {
+    fn step_chain(&self, plan: &Plan, needs: &Needs<'_>) -> Vec<Candidate> {
         let answer = plan.model;
         let pool = plan.pool;
         let mut origins = vec![answer];
@@ -334,39 +342,63 @@ impl Gateway {
         out
     }
 
-    /// Step 7: an answer that cannot take traffic (provider unhealthy, model
-    /// disabled) moves to the first of the chain; with nothing there, it stands, and
-    /// the decision says so. An answer that is a member of the pool (picked or moved
-    /// to) needs its slot.
-    fn step_health(&self, plan: &mut Plan, chain: &mut Vec<Candidate>) -> Candidate {
+    /// Step 7: an answer that cannot take this request — its provider unhealthy, the
+    /// model disabled, or the request larger than its context window — moves to the
+    /// first of the chain (which holds only models that can). With nothing there, an
+    /// unavailable answer stands and the decision says so; a request no model can
+    /// hold is refused. An answer that is a member of the pool (picked or moved to)
+    /// needs its slot.
+    fn step_fit(
+        &self,
+        plan: &mut Plan,
+        chain: &mut Vec<Candidate>,
+        needs: &Needs<'_>,
+    ) -> Result<Candidate, RouteError> {
         let model = plan.model;
         let first = Candidate {
             model,
             pool: plan.pool.filter(|&p| self.ix.is_member(p, model)),
             timeout_ms: plan.timeout_ms,
         };
-        if self.model_available(model) {
-            return first;
+        let too_large = !self.holds(model, needs);
+        if !too_large && self.model_available(model) {
+            return Ok(first);
         }
+        let (kind, reason) = if too_large {
+            let tokens = needs.tokens.unwrap_or_default();
+            (
+                AdjustmentKind::ContextWindow,
+                format!(
+                    "the request's {tokens} estimated tokens exceed the context window of `{}` ({} tokens)",
+                    self.ix.names.models[model],
+                    self.model_spec(model).max_tokens
+                ),
+            )
+        } else {
+            (AdjustmentKind::Unhealthy, self.unavailable_reason(model))
+        };
         if chain.is_empty() {
+            if too_large {
+                return Err(RouteError::new(
+                    413,
+                    "context_window_exceeded",
+                    format!("{reason}, and no model of the fallback chain can hold it"),
+                )
+                .help("split the request, or route requests this large to a model with a larger `max_tokens`"));
+            }
             plan.adjustments.push(Adjustment {
                 kind: AdjustmentKind::AllUnhealthy,
                 from: self.ix.names.models[model].to_string(),
                 to: self.ix.names.models[model].to_string(),
                 reason: format!(
-                    "{}, and no model of the fallback chain can serve the request",
-                    self.unavailable_reason(model)
+                    "{reason}, and no model of the fallback chain can serve the request"
                 ),
             });
-            return first;
+            return Ok(first);
         }
         let next = chain.remove(0);
-        let reason = self.unavailable_reason(model);
-        plan.move_to(
-            self.adjust(AdjustmentKind::Unhealthy, model, next.model, reason),
-            next.model,
-        );
-        next
+        plan.move_to(self.adjust(kind, model, next.model, reason), next.model);
+        Ok(next)
     }
 
     /// Step 8: takes the candidate's pool slot; a full pool overflows down the chain
@@ -376,6 +408,7 @@ impl Gateway {
         first: Candidate,
         chain: &mut Vec<Candidate>,
         adj: &mut Vec<Adjustment>,
+        now_ms: u64,
     ) -> Result<(Candidate, Option<Slot>), RouteError> {
         let Some(full) = first.pool else {
             return Ok((first, None));
@@ -426,18 +459,33 @@ impl Gateway {
                 tried.join(", ")
             )
         };
-        Err(RouteError {
+        Err(self.pool_full(full, &rest, now_ms))
+    }
+
+    /// A full pool's 503: its slots are held by decisions whose outcomes have not been
+    /// reported yet, so the fix is usually to report them, not a larger pool.
+    fn pool_full(&self, pool: PoolIx, rest: &str, now_ms: u64) -> RouteError {
+        let live = &self.live.pools[pool];
+        let ttl_ms = self.shared.leases.ttl_ms;
+        let (held, first_expiry) = self.shared.leases.holding(&live.limit);
+        let oldest = first_expiry
+            .map(|e| now_ms.saturating_sub(e.saturating_sub(ttl_ms)))
+            .map_or(String::new(), |age| {
+                format!(", the oldest made {} ago", seconds(age))
+            });
+        let message = format!(
+            "pool `{}` has all {} slots in use, held by {held} {} not yet reported{oldest}; and {rest}",
+            live.spec.name,
+            live.spec.max_concurrent,
+            if held == 1 { "decision" } else { "decisions" },
+        );
+        RouteError {
             retry_after: Some(1),
-            ..RouteError::new(
-                503,
-                "pool_full",
-                format!(
-                    "pool `{}` has all its slots in use, and {rest}",
-                    self.live.pools[full].spec.name
-                ),
-            )
-            .help("retry after a second; raise `max_concurrent` if this happens under normal load")
-        })
+            ..RouteError::new(503, "pool_full", message).help(format!(
+                "a decision holds its pool slot until its outcome is sent to `POST /v1/report` (with its `decision_id`) or its lease expires (`--lease-timeout`, now {}); report every call's outcome, and raise `max_concurrent` only if this many calls really run at once",
+                seconds(ttl_ms)
+            ))
+        }
     }
 
     /// A slot of the pool, if it has room; keeps the pool's peak.
@@ -519,7 +567,7 @@ impl Gateway {
 
     /// The models below `model` on the price ladder that can serve the request
     /// (capabilities, health), cheapest last, down to the quality threshold.
-    fn cheaper(&self, model: ModelIx, needs: &[&str]) -> Vec<ModelIx> {
+    fn cheaper(&self, model: ModelIx, needs: &Needs<'_>) -> Vec<ModelIx> {
         let min_quality = self
             .bundle
             .content
@@ -544,30 +592,54 @@ impl Gateway {
         out
     }
 
-    /// A model can take this request: available, with every capability it needs.
-    pub(super) fn usable(&self, m: ModelIx, needs: &[&str]) -> bool {
+    /// A model can take this request: available, with every capability it needs and
+    /// room for its tokens.
+    fn usable(&self, m: ModelIx, needs: &Needs<'_>) -> bool {
         self.model_available(m) && self.fits(m, needs)
     }
 
-    fn fits(&self, m: ModelIx, needs: &[&str]) -> bool {
+    fn fits(&self, m: ModelIx, needs: &Needs<'_>) -> bool {
         let caps = &self.model_spec(m).capabilities;
-        needs.iter().all(|n| caps.iter().any(|c| c == n))
+        self.holds(m, needs)
+            && needs
+                .capabilities
+                .iter()
+                .all(|n| caps.iter().any(|c| c == n))
     }
 
-    /// The capabilities the request's values require (`requires` in the schema).
-    fn needs<'a>(&'a self, values: &[Option<Scalar>]) -> Vec<&'a str> {
-        let mut out = Vec::new();
+    /// The request's tokens fit the model's context window (`max_tokens`).
+    fn holds(&self, m: ModelIx, needs: &Needs<'_>) -> bool {
+        needs
+            .tokens
+            .is_none_or(|t| t <= self.model_spec(m).max_tokens as f64)
+    }
+
+    /// What the request needs: the capabilities its values require (`requires` in
+    /// the schema) and its `estimated_tokens`.
+    fn needs<'a>(&'a self, values: &[Option<Scalar>]) -> Needs<'a> {
+        let mut capabilities = Vec::new();
         for (slot, spec) in self.bundle.content.schema.attributes.iter().enumerate() {
             if spec.requires.is_empty() {
                 continue;
             }
             if let Some(Some(Scalar::Str(v))) = values.get(slot) {
                 if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
-                    out.extend(caps.iter().map(String::as_str));
+                    capabilities.extend(caps.iter().map(String::as_str));
                 }
             }
         }
-        out
+        let tokens = self
+            .ix
+            .tokens_slot
+            .and_then(|s| values.get(s))
+            .and_then(|v| match v {
+                Some(Scalar::Num(n)) => Some(*n),
+                _ => None,
+            });
+        Needs {
+            capabilities,
+            tokens,
+        }
     }
 
     /// Where a switched cost window's downgrade goes: the next cheaper model that can
@@ -576,7 +648,7 @@ impl Gateway {
         &self,
         model: ModelIx,
         to: &DowngradeTarget,
-        needs: &[&str],
+        needs: &Needs<'_>,
     ) -> Option<ModelIx> {
         match to {
             DowngradeTarget::NextCheaper => self.cheaper(model, needs).first().copied(),
@@ -587,7 +659,7 @@ impl Gateway {
     /// The model on a failover fallback provider that stands in for `model`: a
     /// provider picked by weighted round-robin over the healthy fallbacks, and its
     /// model closest to the original.
-    fn failover_target(&self, model: ModelIx, needs: &[&str]) -> Option<(ModelIx, u64)> {
+    fn failover_target(&self, model: ModelIx, needs: &Needs<'_>) -> Option<(ModelIx, u64)> {
         let f = self.bundle.content.failover.as_ref()?;
         let live = self.live.failover.as_ref()?;
         let stand_ins = self.ix.stand_ins.get(model)?;
@@ -643,4 +715,13 @@ fn fallback_timeout(f: &crate::bundle::spec::FailoverSpec, i: FallbackIx) -> u64
     f.fallbacks
         .get(i.as_u32() as usize)
         .map_or(0, |x| x.timeout_ms)
+}
+
+/// Milliseconds as whole seconds for messages (`45 s`), or milliseconds below one.
+fn seconds(ms: u64) -> String {
+    if ms >= 1000 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
 }

@@ -41,6 +41,8 @@ pub struct RefusedReload {
     pub at_ms: u64,
     pub source: &'static str,
     pub error: String,
+    /// the bundle of a later reload that succeeded: the refusal no longer stands
+    pub superseded_by: Option<String>,
 }
 
 pub struct App {
@@ -150,10 +152,16 @@ impl App {
                     at_ms: self.now_ms(),
                     source: why,
                     error: refusal.to_string(),
+                    superseded_by: None,
                 });
                 return Err(refusal);
             }
         };
+        if let Some(refusal) = lock(&self.last_refusal).as_mut() {
+            refusal
+                .superseded_by
+                .get_or_insert_with(|| bundle.hash.clone());
+        }
         let old = self.gateway();
         if bundle.hash == old.hash() {
             stats.reloads.inc(&["unchanged", why]);

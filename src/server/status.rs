@@ -130,6 +130,6 @@ pub fn status(app: &App) -> Json {
         "failover": failover,
         "budgets": budgets,
         "leases": g.shared.leases.len(),
-        "last_refused_reload": refusal.map(|r| json!({"source": r.source, "error": r.error, "age_ms": now.saturating_sub(r.at_ms)})),
+        "last_refused_reload": refusal.map(|r| json!({"source": r.source, "error": r.error, "age_ms": now.saturating_sub(r.at_ms), "superseded_by": r.superseded_by})),
     })
 }

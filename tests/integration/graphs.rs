@@ -117,7 +117,7 @@ fn gateway_graph_has_every_edge_kind() {
     let checked = gateway();
     let g = graph::build(&checked.policy);
     let gr = &g.graph;
-    assert_eq!(g.rules.len(), 9);
+    assert_eq!(g.rules.len(), 11);
     let node = |k, n| g.node(k, n).unwrap_or_else(|| panic!("{n} is a node"));
     let edge = |a, b| {
         gr.find_edge(a, b)
@@ -125,7 +125,7 @@ fn gateway_graph_has_every_edge_kind() {
             .unwrap_or_else(|| panic!("edge {:?} → {:?}", gr[a], gr[b]))
     };
     // rule `code` → pool, pool → members with weights, model → provider
-    let code = g.rules[2];
+    let code = g.rules[3];
     assert!(matches!(&gr[code], Node::Rule { id, fallback: false, .. } if id == "code"));
     let hp = node(NodeKind::Pool, "high_performance");
     assert_eq!(edge(code, hp), Edge::Target);
@@ -136,7 +136,7 @@ fn gateway_graph_has_every_edge_kind() {
     let anthropic = node(NodeKind::Provider, "anthropic");
     assert_eq!(edge(opus, anthropic), Edge::ServedBy);
     // the fallback rule's `fallback:` names a model
-    let fallback = g.rules[8];
+    let fallback = g.rules[10];
     assert!(matches!(&gr[fallback], Node::Rule { id, fallback: true, .. } if id == "fallback"));
     assert_eq!(
         edge(fallback, node(NodeKind::Model, "claude_sonnet")),

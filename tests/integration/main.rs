@@ -15,6 +15,7 @@ mod props;
 mod robustness;
 mod runtime_budget;
 mod runtime_common;
+mod runtime_fit;
 mod runtime_health;
 mod runtime_pools;
 mod runtime_reload;

@@ -72,25 +72,23 @@ fn a_full_pool_with_nowhere_to_overflow_answers_503_pool_full_at_once() {
     let g = gateway("pools");
     let held = route(&g, lane("strict"), 0);
     assert_eq!(held["pool"]["name"], "strict", "{held}");
-    let r = refused(&g, lane("strict"), 1);
+    let r = refused(&g, lane("strict"), 45_000);
     assert_eq!(r.status, 503);
     assert_eq!(r.retry_after, Some(1));
     assert_eq!(r.error["code"], "pool_full", "{}", r.error);
+    // the slot is held by a decision never reported: the message says so, and the
+    // help points at reporting and the lease timeout before a larger pool
+    let message = r.error["message"].as_str().unwrap_or_default();
     assert!(
-        r.error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("pool `strict` has all its slots in use"),
-        "{}",
-        r.error
+        message.starts_with(
+            "pool `strict` has all 1 slots in use, held by 1 decision not yet reported, the oldest made 45 s ago"
+        ),
+        "{message}"
     );
+    let help = r.error["help"].as_str().unwrap_or_default();
     assert!(
-        r.error["help"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("max_concurrent"),
-        "{}",
-        r.error
+        help.contains("`POST /v1/report`") && help.contains("`--lease-timeout`, now 120 s"),
+        "{help}"
     );
     report(
         &g,

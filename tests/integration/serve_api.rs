@@ -519,6 +519,7 @@ fn varied_requests() -> Vec<Value> {
         json!({"task_type": "code_generation", "task_complexity": "simple"}),
         json!({"task_type": "content_creation", "task_complexity": "moderate", "session_id": "serve-api-content"}),
         json!({"task_type": "summarization", "estimated_tokens": 9000}),
+        json!({"task_type": "extraction", "estimated_tokens": 40000}),
         json!({"task_type": "summarization", "session_id": "serve-api-summary"}),
         json!({"task_type": "simple_qa", "task_complexity": "simple"}),
         json!({"task_type": "simple_qa", "task_complexity": "complex", "session_id": "serve-api-qa"}),
@@ -1116,6 +1117,19 @@ fn a_tampered_bundle_over_the_admin_api_is_refused_and_the_old_one_keeps_serving
         ),
         Some(2.0),
         "{m}"
+    );
+    assert!(s["last_refused_reload"]["superseded_by"].is_null(), "{s}");
+
+    // a later reload that succeeds supersedes the refusal
+    let good = std::fs::read(dir.join("original.json")).expect("the compiled bundle");
+    let ok = admin(port, "PUT", "/admin/bundle", Some(TOKEN), &good);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let s = status(port);
+    assert_eq!(
+        s["last_refused_reload"]["superseded_by"],
+        original.as_str(),
+        "{}",
+        s["last_refused_reload"]
     );
 }
 
