@@ -80,3 +80,25 @@ fn the_index_links_every_code() {
         assert!(index.contains(&link), "the index lacks {link}");
     }
 }
+
+/// `docs/sections.md`: where every section of the policy format lives, generated from
+/// the same table that the unknown-key suggestions use (`src/policy/sections.rs`).
+#[test]
+fn the_section_table_page_is_current() {
+    let path = root().join("docs/sections.md");
+    let generated = format!(
+        "# Where each section of a policy lives\n\n\
+         Generated from `src/policy/sections.rs` (the table that `rulec check` uses to say\n\
+         where a misplaced section belongs); do not edit: run `{BLESS}`.\n\n{}",
+        rulec::policy::sections::markdown()
+    );
+    let current = std::fs::read_to_string(&path).ok();
+    if current.as_deref() == Some(generated.as_str()) {
+        return;
+    }
+    if std::env::var_os("RULEC_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write docs/sections.md");
+        return;
+    }
+    panic!("docs/sections.md is missing or stale: run `{BLESS}` and commit it");
+}
