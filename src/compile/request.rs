@@ -70,6 +70,20 @@ impl std::fmt::Display for RequestError {
 }
 
 impl RequestSchema {
+    /// The capabilities a model needs to serve a request with these values: the
+    /// `requires` of each enum value the request carries.
+    pub fn required_capabilities(&self, values: &[Option<Scalar>]) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (spec, value) in self.attributes.iter().zip(values) {
+            if let Some(Scalar::Str(v)) = value {
+                if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
+                    out.extend(caps.iter().map(String::as_str));
+                }
+            }
+        }
+        out
+    }
+
     pub fn from_check(schema: &Schema) -> RequestSchema {
         let attributes = schema
             .attrs

@@ -48,19 +48,6 @@ fn example_request(routing: &Routing, cube: &Cube, d: usize, tokens: f64) -> Req
     request
 }
 
-/// The capabilities a request's values require (`requires` in the schema).
-fn needs<'r>(routing: &'r Routing, request: &Request) -> Vec<&'r str> {
-    let mut out = Vec::new();
-    for (spec, value) in routing.schema.attributes.iter().zip(&request.values) {
-        if let Some(Scalar::Str(v)) = value {
-            if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
-                out.extend(caps.iter().map(String::as_str));
-            }
-        }
-    }
-    out
-}
-
 /// Some model in service holds `tokens` and has every capability in `needs`: only
 /// then is there a better place for the request than a model too small for it.
 fn a_model_holds(syms: &crate::check::names::Symbols<'_>, tokens: f64, needs: &[&str]) -> bool {
@@ -105,7 +92,12 @@ pub fn check(
                 let bounds = domain.bounds(class)?;
                 let tokens = count_above(&domain.kind, bounds, window)?;
                 let request = example_request(routing, piece, d, tokens);
-                a_model_holds(syms, tokens, &needs(routing, &request)).then_some(request)
+                a_model_holds(
+                    syms,
+                    tokens,
+                    &routing.schema.required_capabilities(&request.values),
+                )
+                .then_some(request)
             })
         });
         let Some(request) = found else {

@@ -617,17 +617,7 @@ impl Gateway {
     /// What the request needs: the capabilities its values require (`requires` in
     /// the schema) and its `estimated_tokens`.
     fn needs<'a>(&'a self, values: &[Option<Scalar>]) -> Needs<'a> {
-        let mut capabilities = Vec::new();
-        for (slot, spec) in self.bundle.content.schema.attributes.iter().enumerate() {
-            if spec.requires.is_empty() {
-                continue;
-            }
-            if let Some(Some(Scalar::Str(v))) = values.get(slot) {
-                if let Some((_, caps)) = spec.requires.iter().find(|(value, _)| value == v) {
-                    capabilities.extend(caps.iter().map(String::as_str));
-                }
-            }
-        }
+        let capabilities = self.bundle.content.schema.required_capabilities(values);
         let tokens = self
             .ix
             .tokens_slot
