@@ -343,7 +343,18 @@ fn routing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Routing> {
 }
 
 fn route_rule(ctx: &mut Ctx, index: usize, node: &Node) -> Option<RouteRule> {
-    let what = format!("routing rule #{}", index + 1);
+    // messages about a named rule use its name, as `RouteRule::id` does everywhere after
+    // decoding; the name has to be peeked before the mapping is read
+    let named = node
+        .as_map()
+        .and_then(|entries| entries.iter().find(|(k, _)| k.text() == Some("name")))
+        .and_then(|(_, v)| v.as_scalar())
+        .filter(|s| !s.is_null())
+        .map(|s| s.value.clone());
+    let what = match named {
+        Some(n) => format!("routing rule `{n}`"),
+        None => format!("routing rule #{}", index + 1),
+    };
     let mut m = ctx.map(node, node.span, &what)?;
     let name = m.opt("name").and_then(|n| ctx.string(n, "`name`"));
     let fallback = m.opt("fallback");
