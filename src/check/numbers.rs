@@ -5,6 +5,7 @@
 //! models in use (W070).
 
 use crate::diag::{Code, Diagnostic};
+use crate::policy::reader::missing_key;
 use crate::policy::{HealthCheck, Metric, Model, ModelStatus, Name, Policy, Spanned, Target};
 use crate::source::Span;
 
@@ -313,15 +314,12 @@ fn failover(policy: &Policy, diags: &mut Vec<Diagnostic>) {
         .collect();
     if !weights.is_empty() && weights.len() < f.fallbacks.len() {
         for t in f.fallbacks.iter().filter(|t| t.weight.is_none()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::MissingKey,
-                    t.provider.span,
-                    format!("the fallback `{}` has no `weight`", t.provider.value),
-                )
-                .primary_label("the other fallbacks have weights")
-                .help("give every fallback a `weight`, or none (equal shares)"),
-            );
+            diags.push(missing_key(
+                t.provider.span,
+                format!("the fallback `{}` has no `weight`", t.provider.value),
+                "the other fallbacks have weights",
+                "give every fallback a `weight`, or none (equal shares)",
+            ));
         }
     } else if !weights.is_empty() {
         weight_sum(

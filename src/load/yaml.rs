@@ -115,6 +115,9 @@ fn syntax_error(file: FileId, text: &str, at: usize, info: &str) -> Diagnostic {
         .primary_label(info.to_string())
         .help("policies need only a few levels; flatten the structure");
     }
+    // the parser's own position for a tab is often the end of the line before, and its
+    // wording ("while scanning a plain scalar") describes its state, not the mistake:
+    // the tab alone is the diagnostic
     if let Some(tab) = indentation_tab_near(text, at) {
         return Diagnostic::new(
             Code::YamlSyntax,
@@ -122,7 +125,6 @@ fn syntax_error(file: FileId, text: &str, at: usize, info: &str) -> Diagnostic {
             "invalid YAML: a tab in the indentation",
         )
         .primary_label("a tab character")
-        .label(Span::new(file, at..end), info.to_string())
         .help("YAML does not allow tabs for indentation: indent with spaces");
     }
     Diagnostic::new(Code::YamlSyntax, Span::new(file, at..end), "invalid YAML")

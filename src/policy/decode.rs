@@ -2,7 +2,7 @@
 //! keys, keywords and typed values are checked here; names and types in `check`.
 
 use super::model::*;
-use super::reader::{Ctx, MapReader};
+use super::reader::{missing_key, Ctx, MapReader};
 use crate::diag::{Code, Diagnostic};
 use crate::load::Node;
 use crate::source::Span;
@@ -83,7 +83,7 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
         let Some(mut m) = ctx.map(value, name.span, &what) else {
             continue;
         };
-        let kind = m.req(ctx, "kind").and_then(|n| {
+        let kind = m.req(ctx, "kind", "anthropic").and_then(|n| {
             ctx.keyword(
                 n,
                 "provider kind",
@@ -96,7 +96,7 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
             )
         });
         let base_url = m
-            .req(ctx, "base_url")
+            .req(ctx, "base_url", "\"https://api.anthropic.com\"")
             .and_then(|n| url(ctx, n, "`base_url`"));
         let api_key_env = m
             .opt("api_key_env")
@@ -157,7 +157,7 @@ fn request(ctx: &mut Ctx, node: &Node) -> Vec<Attribute> {
         let Some(mut m) = ctx.map(value, name.span, &what) else {
             continue;
         };
-        let ty_node = m.req(ctx, "type");
+        let ty_node = m.req(ctx, "type", "string");
         let values = m.opt("values").map(|n| ctx.strings(n, "`values`"));
         let ty = ty_node.and_then(|n| {
             ctx.keyword(
@@ -204,12 +204,7 @@ fn request(ctx: &mut Ctx, node: &Node) -> Vec<Attribute> {
         if matches!(ty.as_ref().map(|t| &t.value), Some(AttrType::Enum(v)) if v.is_empty()) {
             if let Some(t) = &ty {
                 ctx.push(
-                    Diagnostic::new(
-                        Code::MissingKey,
-                        name.span,
-                        format!("{what} is an enum without `values`"),
-                    )
-                    .primary_label("`values` is required for `type: enum`")
+                    missing_key(name.span, format!("{what} is an enum without `values`"), "`values` is required for `type: enum`", "add `values: [low, high]` listing the allowed values, or write `type: string`")
                     .label(t.span, "declared an enum here"),
                 );
             }
@@ -262,14 +257,16 @@ fn models(ctx: &mut Ctx, node: &Node) -> Vec<Model> {
             continue;
         };
         let provider = m
-            .req(ctx, "provider")
+            .req(ctx, "provider", "PROVIDER")
             .and_then(|n| ctx.string(n, "`provider`"));
-        let model_id = m.req(ctx, "model").and_then(|n| ctx.string(n, "`model`"));
+        let model_id = m
+            .req(ctx, "model", "claude-sonnet-4")
+            .and_then(|n| ctx.string(n, "`model`"));
         let max_tokens = m
-            .req(ctx, "max_tokens")
+            .req(ctx, "max_tokens", "200000")
             .and_then(|n| ctx.integer(n, "`max_tokens`"));
         let cost = m
-            .req(ctx, "cost_per_token")
+            .req(ctx, "cost_per_token", "0.000003")
             .and_then(|n| ctx.number(n, "`cost_per_token`"));
         let status = match m.opt("status") {
             Some(n) => ctx.keyword(
@@ -324,7 +321,11 @@ fn routing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Routing> {
             ],
         )
     });
-    let rules = match m.req(ctx, "rules") {
+    let rules = match m.req(
+        ctx,
+        "rules",
+        "[{if: \"estimated_tokens > 100000\", model: MODEL}, {fallback: MODEL}]",
+    ) {
         Some(list) => ctx
             .list(list, "`rules`")
             .iter()
@@ -342,7 +343,18 @@ fn routing(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Routing> {
 }
 
 fn route_rule(ctx: &mut Ctx, index: usize, node: &Node) -> Option<RouteRule> {
-    let what = format!("routing rule #{}", index + 1);
+    // messages about a named rule use its name, as `RouteRule::id` does everywhere after
+    // decoding; the name has to be peeked before the mapping is read
+    let named = node
+        .as_map()
+        .and_then(|entries| entries.iter().find(|(k, _)| k.text() == Some("name")))
+        .and_then(|(_, v)| v.as_scalar())
+        .filter(|s| !s.is_null())
+        .map(|s| s.value.clone());
+    let what = match named {
+        Some(n) => format!("routing rule `{n}`"),
+        None => format!("routing rule #{}", index + 1),
+    };
     let mut m = ctx.map(node, node.span, &what)?;
     let name = m.opt("name").and_then(|n| ctx.string(n, "`name`"));
     let fallback = m.opt("fallback");
@@ -409,15 +421,12 @@ fn route_rule(ctx: &mut Ctx, index: usize, node: &Node) -> Option<RouteRule> {
         }
         target = ctx.string(f, "`fallback`").map(Target::Either);
     } else if cond_node.is_none() {
-        ctx.push(
-            Diagnostic::new(
-                Code::MissingKey,
-                node.span,
-                format!("{what} has no `if` condition"),
-            )
-            .primary_label("`if` is required")
-            .help("add `if: CONDITION`, or write `- fallback: NAME` for the default route"),
-        );
+        ctx.push(missing_key(
+            node.span,
+            format!("{what} has no `if` condition"),
+            "`if` is required",
+            "add `if: CONDITION`, or write `- fallback: NAME` for the default route",
+        ));
     } else if target.is_none() && !had_both {
         ctx.push(
             Diagnostic::new(Code::RuleTarget, node.span, format!("{what} has no target"))
@@ -538,7 +547,7 @@ fn dynamic_switching(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<DynamicSw
     let mut m = ctx.map(node, key.span, "`dynamic_switching`")?;
     m.opt("strategy")
         .and_then(|n| ctx.keyword(n, "switching strategy", &[("cost_window", ())]));
-    let window = m.req(ctx, "window_minutes").and_then(|n| {
+    let window = m.req(ctx, "window_minutes", "5").and_then(|n| {
         ctx.number(n, "`window_minutes`").map(|w| {
             Spanned::new(
                 Duration {
@@ -549,7 +558,7 @@ fn dynamic_switching(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<DynamicSw
         })
     });
     let check_interval = m
-        .req(ctx, "check_interval")
+        .req(ctx, "check_interval", "30s")
         .and_then(|n| duration(ctx, n, "`check_interval`"));
     let rules = m
         .opt("rules")
@@ -571,7 +580,7 @@ fn dynamic_switching(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<DynamicSw
 
 fn switch_rule(ctx: &mut Ctx, node: &Node) -> Option<SwitchRule> {
     let mut m = ctx.map(node, node.span, "a switching rule")?;
-    let metric = m.req(ctx, "metric").and_then(|n| {
+    let metric = m.req(ctx, "metric", "cost_per_task").and_then(|n| {
         ctx.keyword(
             n,
             "metric",
@@ -584,8 +593,8 @@ fn switch_rule(ctx: &mut Ctx, node: &Node) -> Option<SwitchRule> {
             ],
         )
     });
-    let threshold_node = m.req(ctx, "threshold");
-    let action = m.req(ctx, "action").and_then(|n| {
+    let threshold_node = m.req(ctx, "threshold", "$0.10");
+    let action = m.req(ctx, "action", "downgrade_model").and_then(|n| {
         ctx.keyword(
             n,
             "action",
@@ -615,24 +624,18 @@ fn switch_rule(ctx: &mut Ctx, node: &Node) -> Option<SwitchRule> {
     let threshold = threshold(ctx, threshold_node?, metric.value)?;
     let action = action?;
     match action.value {
-        SwitchAction::DowngradeModel if downgrade_to.is_none() => ctx.push(
-            Diagnostic::new(
-                Code::MissingKey,
-                action.span,
-                "`downgrade_model` needs `downgrade_to`",
-            )
-            .primary_label("downgrade to what?")
-            .help("add `downgrade_to: next_cheaper` or `downgrade_to: MODEL`"),
-        ),
-        SwitchAction::FallbackFast if fallback_to.is_none() => ctx.push(
-            Diagnostic::new(
-                Code::MissingKey,
-                action.span,
-                "`fallback_fast` needs `fallback_to`",
-            )
-            .primary_label("which model is the fast one?")
-            .help("add `fallback_to: MODEL` naming the model to fall back to"),
-        ),
+        SwitchAction::DowngradeModel if downgrade_to.is_none() => ctx.push(missing_key(
+            action.span,
+            "`downgrade_model` needs `downgrade_to`",
+            "downgrade to what?",
+            "add `downgrade_to: next_cheaper` or `downgrade_to: MODEL`",
+        )),
+        SwitchAction::FallbackFast if fallback_to.is_none() => ctx.push(missing_key(
+            action.span,
+            "`fallback_fast` needs `fallback_to`",
+            "which model is the fast one?",
+            "add `fallback_to: MODEL` naming the model to fall back to",
+        )),
         _ => {}
     }
     Some(SwitchRule {
@@ -729,13 +732,13 @@ fn threshold(ctx: &mut Ctx, node: &Node, metric: Metric) -> Option<Spanned<Thres
 fn health_check(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<HealthCheck> {
     let mut m = ctx.map(node, key.span, "`health_check`")?;
     let interval = m
-        .req(ctx, "interval")
+        .req(ctx, "interval", "30s")
         .and_then(|n| duration(ctx, n, "`interval`"));
     let timeout = m
-        .req(ctx, "timeout")
+        .req(ctx, "timeout", "5s")
         .and_then(|n| duration(ctx, n, "`timeout`"));
     let threshold = m
-        .req(ctx, "unhealthy_threshold")
+        .req(ctx, "unhealthy_threshold", "3")
         .and_then(|n| ctx.integer(n, "`unhealthy_threshold`"));
     m.finish(ctx);
     Some(HealthCheck {
@@ -791,7 +794,9 @@ fn balancing(
             .opt("enabled")
             .and_then(|n| ctx.boolean(n, "`enabled`"))
             .is_none_or(|b| b.value);
-        let ttl = a.req(ctx, "ttl").and_then(|n| duration(ctx, n, "`ttl`"));
+        let ttl = a
+            .req(ctx, "ttl", "10m")
+            .and_then(|n| duration(ctx, n, "`ttl`"));
         a.finish(ctx);
         Some(SessionAffinity { enabled, ttl: ttl? })
     });
@@ -809,7 +814,7 @@ fn pool(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Pool> {
     let what = format!("pool `{}`", name.value);
     let mut m = ctx.map(node, name.span, &what)?;
     let models = m
-        .req(ctx, "models")
+        .req(ctx, "models", "[MODEL, MODEL]")
         .map(|n| ctx.strings(n, "`models`"))
         .unwrap_or_default();
     let weights = m.opt("weight").map(|n| {
@@ -823,7 +828,7 @@ fn pool(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Pool> {
         )
     });
     let max_concurrent = m
-        .req(ctx, "max_concurrent")
+        .req(ctx, "max_concurrent", "10")
         .and_then(|n| ctx.integer(n, "`max_concurrent`"));
     let health = m
         .opt_entry("health_check")
@@ -841,7 +846,7 @@ fn pool(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Pool> {
 fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
     let mut m = ctx.map(node, key.span, "`failover`")?;
     let primary = m
-        .req(ctx, "primary")
+        .req(ctx, "primary", "PROVIDER")
         .and_then(|n| ctx.string(n, "`primary`"));
     let fallbacks_span = m.opt_entry("fallbacks").map(|(k, _)| k.span);
     let fallbacks = m
@@ -856,7 +861,7 @@ fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
     let scheduled = m.opt_entry("scheduled_failover").and_then(|(k, v)| {
         let mut s = ctx.map(v, k.span, "`scheduled_failover`")?;
         let every = s
-            .req(ctx, "test_interval")
+            .req(ctx, "test_interval", "\"every 6h\"")
             .and_then(|n| ctx.typed(n, "an interval", syntax::parse_interval));
         let mode = match s.opt("mode") {
             Some(n) => ctx.keyword(
@@ -895,10 +900,10 @@ fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
             None => Some(Spanned::new(Backoff::Linear, k.span)),
         };
         let interval = r
-            .req(ctx, "interval")
+            .req(ctx, "interval", "30s")
             .and_then(|n| duration(ctx, n, "`interval`"));
         let max_retries = r
-            .req(ctx, "max_retries")
+            .req(ctx, "max_retries", "3")
             .and_then(|n| ctx.integer(n, "`max_retries`"));
         r.finish(ctx);
         Some(Recovery {
@@ -922,13 +927,13 @@ fn failover(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<Failover> {
 fn failover_target(ctx: &mut Ctx, node: &Node) -> Option<FailoverTarget> {
     let mut m = ctx.map(node, node.span, "a failover fallback")?;
     let provider = m
-        .req(ctx, "provider")
+        .req(ctx, "provider", "PROVIDER")
         .and_then(|n| ctx.string(n, "`provider`"));
     let weight = match m.opt("weight") {
         Some(n) => Some(ctx.number(n, "`weight`")),
         None => Some(None),
     };
-    let timeout = m.req(ctx, "timeout_ms").and_then(|n| {
+    let timeout = m.req(ctx, "timeout_ms", "15000").and_then(|n| {
         ctx.integer(n, "`timeout_ms`").map(|t| {
             Spanned::new(
                 Duration {
@@ -959,7 +964,7 @@ fn channels(ctx: &mut Ctx, node: &Node) -> Vec<Channel> {
 fn channel(ctx: &mut Ctx, name: Name, node: &Node) -> Option<Channel> {
     let what = format!("channel `{}`", name.value);
     let mut m = ctx.map(node, name.span, &what)?;
-    let kind = m.req(ctx, "provider").and_then(|n| {
+    let kind = m.req(ctx, "provider", "slack_webhook").and_then(|n| {
         ctx.keyword(
             n,
             "channel provider",
@@ -1063,14 +1068,13 @@ fn require_for_kind(
         [] => String::new(),
     };
     ctx.push(
-        Diagnostic::new(
-            Code::MissingKey,
+        missing_key(
             m.owner(),
             format!("{what} is missing {joined}"),
+            "this channel has no way to deliver",
+            channel_help(kind.value),
         )
-        .primary_label("this channel has no way to deliver")
-        .label(kind.span, "this provider needs them")
-        .help(channel_help(kind.value)),
+        .label(kind.span, "this provider needs them"),
     );
 }
 
@@ -1090,9 +1094,11 @@ fn channel_help(kind: ChannelKind) -> &'static str {
 
 fn notify_rule(ctx: &mut Ctx, node: &Node) -> Option<NotifyRule> {
     let mut m = ctx.map(node, node.span, "a notification rule")?;
-    let event = m.req(ctx, "type").and_then(|n| ctx.string(n, "`type`"));
+    let event = m
+        .req(ctx, "type", "critical_alert")
+        .and_then(|n| ctx.string(n, "`type`"));
     let channels = m
-        .req(ctx, "channels")
+        .req(ctx, "channels", "[CHANNEL]")
         .map(|n| ctx.strings(n, "`channels`"))
         .unwrap_or_default();
     let dedup = m.opt("dedup").and_then(|n| ctx.boolean(n, "`dedup`"));
@@ -1124,7 +1130,9 @@ fn templates(ctx: &mut Ctx, node: &Node) -> Vec<Template> {
         let Some(mut m) = ctx.map(value, name.span, &what) else {
             continue;
         };
-        let text = m.req(ctx, "text").and_then(|n| ctx.string(n, "`text`"));
+        let text = m
+            .req(ctx, "text", "\"gateway update: {{message}}\"")
+            .and_then(|n| ctx.string(n, "`text`"));
         m.finish(ctx);
         if let Some(text) = text {
             out.push(Template { name, text });

@@ -33,6 +33,19 @@ fn shape_help(expected: &str) -> String {
     }
 }
 
+/// The one way to build an E006: the help is not optional, so no missing key is
+/// reported without saying what to write.
+pub fn missing_key(
+    span: Span,
+    message: impl Into<String>,
+    label: impl Into<String>,
+    help: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic::new(Code::MissingKey, span, message)
+        .primary_label(label)
+        .help(help)
+}
+
 /// Reads a YAML mapping key by key; `finish` reports the keys nobody asked for.
 pub struct MapReader<'a> {
     /// the span that names this mapping (its key in the parent), for "missing" errors
@@ -355,8 +368,9 @@ impl<'a> MapReader<'a> {
         self.find(key)
     }
 
-    /// The value of a required key; reports E006 when it is absent.
-    pub fn req(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<&'a Node> {
+    /// The value of a required key; reports E006 when it is absent. `example` is a value
+    /// of the right shape, shown in the help as `key: example`.
+    pub fn req(&mut self, ctx: &mut Ctx, key: &'static str, example: &str) -> Option<&'a Node> {
         let found = self.opt(key);
         // a misspelt key (`cost_per_tokens`) is reported once, as E005 with the suggestion
         let misspelt = self.entries.iter().enumerate().any(|(i, (k, _))| {
@@ -365,14 +379,12 @@ impl<'a> MapReader<'a> {
                     .is_some_and(|t| crate::diag::suggest::closest(t, [key]).is_some())
         });
         if found.is_none() && !misspelt {
-            ctx.push(
-                Diagnostic::new(
-                    Code::MissingKey,
-                    self.owner,
-                    format!("{} is missing `{key}`", self.what),
-                )
-                .primary_label(format!("`{key}` is required here")),
-            );
+            ctx.push(missing_key(
+                self.owner,
+                format!("{} is missing `{key}`", self.what),
+                format!("`{key}` is required here"),
+                format!("add `{key}: {example}`"),
+            ));
         }
         found
     }
@@ -429,5 +441,52 @@ impl<'a> MapReader<'a> {
 
     pub fn owner(&self) -> Span {
         self.owner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// E006 must be built by [`missing_key`], whose help is not optional: a diagnostic
+    /// built any other way could go out without saying what to write.
+    #[test]
+    fn every_missing_key_goes_through_one_constructor() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![root.clone()];
+        let mut offenders = Vec::new();
+        let needle = ["Code::", "MissingKey"].concat();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let allowed = path.ends_with("policy/reader.rs");
+                    if text.contains(&needle) && !allowed {
+                        offenders.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "build E006 with `reader::missing_key`: {offenders:?}"
+        );
+        // the walk found the sources at all, so an empty list means something
+        assert!(root.join("policy/reader.rs").is_file());
+    }
+
+    #[test]
+    fn a_missing_key_says_what_to_write() {
+        let text = "name: probe";
+        let file = crate::source::SourceMap::new().add("p.yaml", text);
+        let node = crate::load::yaml::parse(file, text).0.remove(0);
+        let mut ctx = Ctx::default();
+        let mut m = ctx.map(&node, node.span, "`thing`").expect("a mapping");
+        assert!(m.req(&mut ctx, "interval", "30s").is_none());
+        let help = ctx.diags[0].help.clone().unwrap_or_default();
+        assert_eq!(help, "add `interval: 30s`");
     }
 }

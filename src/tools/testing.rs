@@ -6,9 +6,9 @@ use serde_json::Value as Json;
 
 use crate::compile::table::TargetKind;
 use crate::compile::Routing;
-use crate::diag::{Code, Diagnostic};
+use crate::diag::Diagnostic;
 use crate::load::{Kind, Node, Style};
-use crate::policy::reader::Ctx;
+use crate::policy::reader::{missing_key, Ctx};
 use crate::source::{FileId, SourceMap, Span};
 
 /// What a test case expects; every field given must hold.
@@ -42,7 +42,11 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
         let Some(mut top) = ctx.map(doc, doc.span, "a test file") else {
             continue;
         };
-        let list = top.req(&mut ctx, "tests");
+        let list = top.req(
+            &mut ctx,
+            "tests",
+            "[{request: {estimated_tokens: 1000}, expect: {model: MODEL}}]",
+        );
         top.finish(&mut ctx);
         let Some(list) = list else { continue };
         for (i, node) in ctx.list(list, "`tests`").iter().enumerate() {
@@ -58,8 +62,8 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
                 Some(n) => format!("test `{n}`"),
                 None => what,
             };
-            let request = m.req(&mut ctx, "request");
-            let expect_node = m.req(&mut ctx, "expect");
+            let request = m.req(&mut ctx, "request", "{estimated_tokens: 1000}");
+            let expect_node = m.req(&mut ctx, "expect", "{model: MODEL}");
             m.finish(&mut ctx);
             let (Some(request), Some(expect_node)) = (request, expect_node) else {
                 continue;
@@ -92,15 +96,12 @@ pub fn read_cases(sources: &SourceMap, file: FileId) -> (Vec<Case>, Vec<Diagnost
                 && expect.rule.is_none()
                 && !expect.none
             {
-                ctx.push(
-                    Diagnostic::new(
-                        Code::MissingKey,
-                        expect_node.span,
-                        format!("{what} expects nothing"),
-                    )
-                    .primary_label("empty expectation")
-                    .help("expect a `model`, `pool` or `rule`, or `none: true`"),
-                );
+                ctx.push(missing_key(
+                    expect_node.span,
+                    format!("{what} expects nothing"),
+                    "empty expectation",
+                    "expect a `model`, `pool` or `rule`, or `none: true`",
+                ));
                 continue;
             }
             cases.push(Case {

@@ -1,6 +1,7 @@
 //! The one integration-test binary; each module is one topic.
 
 mod authoring;
+mod authoring_names;
 mod cli;
 mod common;
 mod compile_props;
