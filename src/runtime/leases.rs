@@ -132,20 +132,6 @@ impl Leases {
         n
     }
 
-    /// How many leases hold a slot of `limit`, and the earliest expiry among them.
-    pub fn holding(&self, limit: &std::sync::Arc<super::limits::Limit>) -> (usize, Option<u64>) {
-        let held = lock(&self.held);
-        let mine = held
-            .values()
-            .filter(|l| l.slot.as_ref().is_some_and(|s| s.of(limit)));
-        mine.fold((0, None), |(n, first), l| {
-            (
-                n + 1,
-                Some(first.map_or(l.expires_ms, |f: u64| f.min(l.expires_ms))),
-            )
-        })
-    }
-
     pub fn len(&self) -> usize {
         self.live.load(Ordering::Relaxed) + lock(&self.held).len()
     }

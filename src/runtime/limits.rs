@@ -63,13 +63,6 @@ impl Drop for Slot {
     }
 }
 
-impl Slot {
-    /// Whether this is a slot of `limit`.
-    pub fn of(&self, limit: &Arc<Limit>) -> bool {
-        Arc::ptr_eq(&self.limit, limit)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

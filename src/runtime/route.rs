@@ -88,8 +88,7 @@ impl Gateway {
         self.step_failover(&mut plan, switch_provider, &needs);
         let mut chain = self.step_chain(&plan, &needs);
         let first = self.step_fit(&mut plan, &mut chain, &needs)?;
-        let (chosen, slot) =
-            self.step_admission(first, &mut chain, &mut plan.adjustments, now_ms)?;
+        let (chosen, slot) = self.step_admission(first, &mut chain, &mut plan.adjustments)?;
 
         self.pin_session(&plan, chosen, session, now_ms);
         Ok(self.decide(plan, chosen, slot, &chain, session, now_ms))
@@ -408,7 +407,6 @@ impl Gateway {
         first: Candidate,
         chain: &mut Vec<Candidate>,
         adj: &mut Vec<Adjustment>,
-        now_ms: u64,
     ) -> Result<(Candidate, Option<Slot>), RouteError> {
         let Some(full) = first.pool else {
             return Ok((first, None));
@@ -459,22 +457,18 @@ impl Gateway {
                 tried.join(", ")
             )
         };
-        Err(self.pool_full(full, &rest, now_ms))
+        Err(self.pool_full(full, &rest))
     }
 
     /// A full pool's 503: its slots are held by decisions whose outcomes have not been
-    /// reported yet, so the fix is usually to report them, not a larger pool.
-    fn pool_full(&self, pool: PoolIx, rest: &str, now_ms: u64) -> RouteError {
+    /// reported yet (a slot is given back by the report, or when the lease expires),
+    /// so the fix is usually to report them, not a larger pool. Cheap: a full pool
+    /// under load answers many of these.
+    fn pool_full(&self, pool: PoolIx, rest: &str) -> RouteError {
         let live = &self.live.pools[pool];
-        let ttl_ms = self.shared.leases.ttl_ms;
-        let (held, first_expiry) = self.shared.leases.holding(&live.limit);
-        let oldest = first_expiry
-            .map(|e| now_ms.saturating_sub(e.saturating_sub(ttl_ms)))
-            .map_or(String::new(), |age| {
-                format!(", the oldest made {} ago", seconds(age))
-            });
+        let held = live.limit.in_flight();
         let message = format!(
-            "pool `{}` has all {} slots in use, held by {held} {} not yet reported{oldest}; and {rest}",
+            "pool `{}` has all {} slots in use, held by {held} {} not yet reported; and {rest}",
             live.spec.name,
             live.spec.max_concurrent,
             if held == 1 { "decision" } else { "decisions" },
@@ -483,7 +477,7 @@ impl Gateway {
             retry_after: Some(1),
             ..RouteError::new(503, "pool_full", message).help(format!(
                 "a decision holds its pool slot until its outcome is sent to `POST /v1/report` (with its `decision_id`) or its lease expires (`--lease-timeout`, now {}); report every call's outcome, and raise `max_concurrent` only if this many calls really run at once",
-                seconds(ttl_ms)
+                seconds(self.shared.leases.ttl_ms)
             ))
         }
     }
