@@ -13,12 +13,19 @@
 //!   windows, failover events, `tick`, restoring a [`snapshot`];
 //! - [`route`]: a decision, step by step (table → pool → budget → windows →
 //!   failover → chain → health → admission), into a [`decision::Decision`];
-//! - [`report`]: reported outcomes (leases, passive health, windows, budgets);
+//! - [`report`]: reported outcomes (leases, passive health, windows, budgets), and
+//!   one attempt's outcome through the same path;
+//! - [`attempts`]: the failover planner — given a decision and how each attempt
+//!   ended, what to try next and why the request ended (for the proxy and a
+//!   simulator);
+//! - [`reserve`]: a call's worst-case cost held against the budgets before it, settled
+//!   to the real cost after;
 //! - the building blocks: [`balancer`] (smooth weighted round-robin), [`affinity`],
 //!   [`limits`] (`max_concurrent` slots), [`leases`], [`budget`], [`window`],
 //!   [`stats`] (counters), [`shared`] (what outlives every bundle).
 
 pub mod affinity;
+pub mod attempts;
 pub mod balancer;
 pub mod budget;
 pub mod carry;
@@ -31,6 +38,7 @@ pub mod leases;
 pub mod limits;
 pub mod live;
 pub mod report;
+pub mod reserve;
 pub mod route;
 pub mod shared;
 pub mod snapshot;

@@ -1,12 +1,16 @@
 //! Outcomes reported by callers (`POST /v1/report`): they end the decision's lease
 //! (giving back its pool slot), feed the provider's health machine (passive health),
-//! the cost window and the budgets.
+//! the cost window and the budgets. The proxy's attempts (`record_attempt`) go
+//! through the same path, without the lease and with their reservations.
 
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::attempts::{Attempt, Outcome};
 use super::events::Effect;
 use super::gateway::Gateway;
+use super::ids::ModelIx;
+use super::reserve::Reservation;
 use super::route::RouteError;
 use super::window::Sample;
 use crate::diag::suggest::did_you_mean;
@@ -57,6 +61,28 @@ pub struct Accepted {
     /// where `cost` comes from: `report` or `policy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_from: Option<&'static str>,
+}
+
+/// How a call's cost reaches the budgets.
+#[derive(Debug)]
+pub enum Billing<'s> {
+    /// added to the day's and the session's spending (a report)
+    Spend { session: Option<&'s str> },
+    /// settled through the call's reservation, which gives back the rest
+    Settle(Reservation),
+}
+
+/// One outcome, however it arrived (a report, an attempt), checked and attributed to
+/// a model.
+struct Observed<'a> {
+    model: ModelIx,
+    /// the error kind, `None` for a success
+    error: Option<&'a str>,
+    /// whether the error counts against the provider; `None` for a success
+    counts_against: Option<bool>,
+    latency_ms: Option<f64>,
+    tokens: Option<f64>,
+    cost: Option<f64>,
 }
 
 fn bad(message: impl Into<String>) -> RouteError {
@@ -195,45 +221,133 @@ impl Gateway {
         };
         let session = lease.as_ref().and_then(|l| l.session.clone());
         drop(lease);
+        let error = report.error.as_deref();
+        Ok(self.take(
+            Observed {
+                model,
+                error,
+                counts_against,
+                latency_ms: report.latency_ms,
+                tokens: report.tokens,
+                cost: report.cost,
+            },
+            Billing::Spend {
+                session: session.as_deref(),
+            },
+            released,
+            now_ms,
+            wall_ms,
+        ))
+    }
 
+    /// Takes how one attempt of the proxy ended (see `attempts`), through the same
+    /// path as a report: counters, passive health, the cost window and the budgets —
+    /// spent directly, or settled through the attempt's reservation. The call is
+    /// priced from the policy (its tokens at the model's price); a success without
+    /// usage settles a reservation at its worst case, since the provider billed
+    /// something and nothing says less. Leases are the caller's: a request holds its
+    /// decision's slot across all of its attempts.
+    pub fn record_attempt(
+        &self,
+        attempt: &Attempt<'_>,
+        billing: Billing<'_>,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Result<(Accepted, Vec<Effect>), RouteError> {
+        let name = attempt.target.model;
+        let Some(model) = self.model(name) else {
+            let mut e = bad(format!("model `{name}` is not in the policy"));
+            e.attribute = Some("model".into());
+            return Err(e);
+        };
+        let error = attempt.outcome.error_kind();
+        let counts_against = error.map(|kind| {
+            ERROR_KINDS
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .is_some_and(|(_, counts)| *counts)
+        });
+        let tokens = match attempt.outcome {
+            Outcome::Success { usage: Some(u) } => Some(u.total() as f64),
+            _ => None,
+        };
+        Ok(self.take(
+            Observed {
+                model,
+                error,
+                counts_against,
+                latency_ms: Some(attempt.latency_ms as f64),
+                tokens,
+                cost: None,
+            },
+            billing,
+            false,
+            now_ms,
+            wall_ms,
+        ))
+    }
+
+    /// One outcome, checked and attributed, into counters, the budgets, the cost
+    /// window and the provider's health machine.
+    fn take(
+        &self,
+        o: Observed<'_>,
+        billing: Billing<'_>,
+        released: bool,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> (Accepted, Vec<Effect>) {
         let stats = &self.shared.stats;
-        let provider = self.provider_of(model);
+        let model_name = self.ix.names.models[o.model].to_string();
+        let provider = self.provider_of(o.model);
         let provider_name = provider
             .map_or("", |p| &*self.ix.names.providers[p])
             .to_string();
         stats
             .outcomes
-            .inc(&[&provider_name, report.error.as_deref().unwrap_or("success")]);
-        if let Some(ms) = report.latency_ms {
+            .inc(&[&provider_name, o.error.unwrap_or("success")]);
+        if let Some(ms) = o.latency_ms {
             stats.call_histogram(&model_name).observe(ms / 1000.0);
         }
-        if let Some(t) = report.tokens {
+        if let Some(t) = o.tokens {
             stats.tokens.add(&model_name, t);
         }
         // a report without a cost is priced from the policy, so that budgets and cost
         // windows still see the call
-        let (cost, cost_from) = match (report.cost, report.tokens) {
+        let (mut cost, mut cost_from) = match (o.cost, o.tokens) {
             (Some(c), _) => (Some(c), Some("report")),
             (None, Some(t)) => (
-                Some(t * self.model_spec(model).cost_per_token),
+                Some(t * self.model_spec(o.model).cost_per_token),
                 Some("policy"),
             ),
             (None, None) => (None, None),
         };
+        match billing {
+            Billing::Spend { session } => {
+                if let Some(c) = cost {
+                    self.shared.budgets.spend(session, c, wall_ms);
+                }
+            }
+            Billing::Settle(r) => {
+                if cost.is_none() && o.error.is_none() {
+                    (cost, cost_from) = (Some(r.amount()), Some("reservation"));
+                }
+                r.settle(cost.unwrap_or(0.0), wall_ms);
+            }
+        }
         if let Some(c) = cost {
             stats.cost.add(&model_name, c);
-            self.shared.budgets.spend(session.as_deref(), c, wall_ms);
         }
         self.shared.window.push(Sample {
             at_ms: now_ms,
             cost,
-            latency_ms: report.latency_ms,
-            error: counts_against == Some(true),
+            latency_ms: o.latency_ms,
+            error: o.counts_against == Some(true),
         });
         let mut effects = Vec::new();
         if let Some(p) = provider {
             let half_open = self.half_open(p);
-            let (kind, reason) = match (counts_against, report.error.as_deref()) {
+            let (kind, reason) = match (o.counts_against, o.error) {
                 (None, _) if half_open => (
                     Some(EventKind::ProbeOk),
                     "half-open: a reported success".to_string(),
@@ -258,7 +372,7 @@ impl Gateway {
                 ))
             })
             .unwrap_or_else(|| "unknown".into());
-        Ok((
+        (
             Accepted {
                 model: model_name,
                 provider: provider_name,
@@ -268,6 +382,6 @@ impl Gateway {
                 cost_from,
             },
             effects,
-        ))
+        )
     }
 }

@@ -14,6 +14,7 @@ mod machines;
 mod metrics;
 mod props;
 mod robustness;
+mod runtime_attempts;
 mod runtime_budget;
 mod runtime_common;
 mod runtime_fit;

@@ -283,3 +283,88 @@ pub fn pool(g: &Gateway, name: &str) -> Value {
 pub fn reset_budgets(g: &Gateway) {
     g.shared.budgets.reset();
 }
+
+/// A decision for `request` at `now` as the runtime's own value, for the failover
+/// planner; panics if the request is refused.
+pub fn decide(g: &Gateway, request: Value, now: u64) -> rulec::runtime::decision::Decision<'_> {
+    g.route(&request, now, NOON + now).unwrap_or_else(|e| {
+        panic!(
+            "route {request} refused with {}: {}",
+            e.status,
+            serde_json::to_value(&e).unwrap_or_default()
+        )
+    })
+}
+
+/// One finished attempt fed to the gateway as the proxy would, its cost spent
+/// directly (no reservation) for `session`: the accepted answer and the providers to
+/// probe. Panics if it is refused.
+pub fn record_attempt(
+    g: &Gateway,
+    attempt: &rulec::runtime::attempts::Attempt<'_>,
+    session: Option<&str>,
+    now: u64,
+) -> (Value, Vec<String>) {
+    let billing = rulec::runtime::report::Billing::Spend { session };
+    match g.record_attempt(attempt, billing, now, NOON + now) {
+        Ok((accepted, effects)) => (
+            serde_json::to_value(&accepted).expect("an answer serialises"),
+            probed(g, effects),
+        ),
+        Err(e) => panic!(
+            "attempt {attempt:?} refused: {}",
+            serde_json::to_value(&e).unwrap_or_default()
+        ),
+    }
+}
+
+/// One finished attempt whose cost settles `reservation`: the accepted answer.
+pub fn record_settled(
+    g: &Gateway,
+    attempt: &rulec::runtime::attempts::Attempt<'_>,
+    reservation: rulec::runtime::reserve::Reservation,
+    now: u64,
+) -> Value {
+    let billing = rulec::runtime::report::Billing::Settle(reservation);
+    match g.record_attempt(attempt, billing, now, NOON + now) {
+        Ok((accepted, _)) => serde_json::to_value(&accepted).expect("an answer serialises"),
+        Err(e) => panic!(
+            "attempt {attempt:?} refused: {}",
+            serde_json::to_value(&e).unwrap_or_default()
+        ),
+    }
+}
+
+/// A reservation of a call to `model` for `session` at `now`, or the refusal.
+pub fn reserve(
+    g: &Gateway,
+    model: &str,
+    session: Option<&str>,
+    worst: &rulec::runtime::reserve::WorstCase,
+    now: u64,
+) -> Result<rulec::runtime::reserve::Reservation, rulec::runtime::budget::Refusal> {
+    let m = g
+        .model(model)
+        .unwrap_or_else(|| panic!("no model `{model}` in the bundle"));
+    g.reserve(m, session, worst, NOON + now)
+}
+
+/// The day's settled dollars at `now`, the dollars held by reservations, and how many
+/// reservations hold them; read together.
+pub fn budget_state(g: &Gateway, now: u64) -> (f64, f64, usize) {
+    let (spent, held) = g.shared.budgets.today_and_held(NOON + now);
+    (spent, held, g.shared.budgets.held().1)
+}
+
+/// A session's settled and held dollars.
+pub fn session_state(g: &Gateway, session: &str) -> (f64, f64) {
+    (
+        g.shared.budgets.session(session),
+        g.shared.budgets.session_held(session),
+    )
+}
+
+/// The cost window's metrics over the `window_ms` before `now`.
+pub fn window_metrics(g: &Gateway, now: u64, window_ms: u64) -> Value {
+    serde_json::to_value(g.shared.window.metrics(now, window_ms)).expect("metrics serialise")
+}
