@@ -12,6 +12,7 @@ mod http;
 mod machines;
 mod metrics;
 mod props;
+mod proxy_translate;
 mod robustness;
 mod runtime_budget;
 mod runtime_common;
