@@ -30,6 +30,8 @@
 //!   `step`.
 //! - [`server`]: stage 9, `rulec serve`: tokio + hyper, the HTTP API, timers, reloads,
 //!   drain, persistence.
+//! - [`proxy`]: the LLM proxy's ground: the OpenAI and Anthropic wire formats, their
+//!   translation both ways, server-sent events and token estimates (pure, no I/O).
 //!
 //! The command line (`src/cli/`) lives in the binary, not in this library.
 
@@ -43,6 +45,7 @@ pub mod lint;
 pub mod load;
 pub mod machines;
 pub mod policy;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod source;
