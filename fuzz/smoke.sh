@@ -10,7 +10,7 @@
 set -euo pipefail
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-45}"
-FUZZ_TARGETS="${FUZZ_TARGETS:-expr policy gateway}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-expr policy gateway sse}"
 # a single input running longer than this counts as a hang
 FUZZ_INPUT_TIMEOUT="${FUZZ_INPUT_TIMEOUT:-10}"
 # address (default of cargo-fuzz), or none for a faster build and run
