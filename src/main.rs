@@ -28,7 +28,7 @@ enum Command {
     Explain(cli::author::ExplainArgs),
     /// Run the test cases (`*.test.yaml`) written next to a policy.
     Test(cli::author::TestArgs),
-    /// Show which requests two policies route differently.
+    /// Show which requests two policies route differently, and every setting that changed.
     Diff(cli::author::DiffArgs),
     /// Measure decisions: the compiled table against the plain interpreter.
     Bench(cli::author::BenchArgs),
