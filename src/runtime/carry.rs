@@ -150,9 +150,17 @@ fn failover(c: &Content, previous: Option<&Gateway>) -> Option<Arc<FailoverLive>
         .flat_map(|f| &f.fallbacks)
         .map(|f| f.weight)
         .collect();
+    // the state and its routing are read together, under the state's lock
+    let (instance, to_fallbacks) = carried.map_or_else(
+        || (m.start(), false),
+        |f| {
+            let inst = lock(&f.instance);
+            (*inst, f.to_fallbacks())
+        },
+    );
     Some(Arc::new(FailoverLive {
-        instance: Mutex::new(carried.map_or_else(|| m.start(), |f| *lock(&f.instance))),
-        to_fallbacks: AtomicBool::new(carried.is_some_and(|f| f.to_fallbacks())),
+        instance: Mutex::new(instance),
+        to_fallbacks: AtomicBool::new(to_fallbacks),
         balancer: Mutex::new(Balancer::new(&weights)),
     }))
 }

@@ -58,7 +58,8 @@ pub struct Accepted {
     /// the call's cost in dollars: as reported, else its `tokens` at the model's
     /// `cost_per_token`, else unknown
     pub cost: Option<f64>,
-    /// where `cost` comes from: `report` or `policy`
+    /// where `cost` comes from: `report`, `policy` (tokens × price), or
+    /// `reservation` (a proxied success without usage, settled at its worst case)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_from: Option<&'static str>,
 }
@@ -219,6 +220,18 @@ impl Gateway {
             e.help = did_you_mean(&model_name, self.models().iter().map(|m| m.name.as_str()));
             return Err(e);
         };
+        // a price made from `tokens` is held to the same bound as a reported cost
+        if let (None, Some(t)) = (report.cost, report.tokens) {
+            let priced = t * self.model_spec(model).cost_per_token;
+            if priced > MAX_COST {
+                let mut e = bad(format!(
+                    "`tokens` of {t} at the price of `{model_name}` is ${priced:.2} for one call, which is not plausible (at most ${MAX_COST})"
+                ))
+                .help("`tokens` counts the call's tokens; report again with `model` and the right `tokens`, or with `cost` in dollars");
+                e.attribute = Some("tokens".into());
+                return Err(e);
+            }
+        }
         let session = lease.as_ref().and_then(|l| l.session.clone());
         drop(lease);
         let error = report.error.as_deref();

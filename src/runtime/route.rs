@@ -78,10 +78,10 @@ impl Gateway {
     ) -> Result<Decision<'_>, RouteError> {
         let request = self.bundle.content.schema.parse(json)?;
         let values = &request.values;
+        let (rule, target) = self.step_table(values)?;
         let session = self.session_of(values)?;
         let needs = self.needs(values);
 
-        let (rule, target) = self.step_table(values)?;
         let mut plan = self.step_pool(rule, target, session, now_ms);
         self.step_budget(&mut plan, session, wall_ms, &needs);
         let switch_provider = self.step_windows(&mut plan, &needs);
@@ -377,6 +377,28 @@ impl Gateway {
             (AdjustmentKind::Unhealthy, self.unavailable_reason(model))
         };
         if chain.is_empty() {
+            // a model that could hold the request but is unavailable now: a passing
+            // outage, not a request too large for the policy
+            let waiting = too_large
+                .then(|| {
+                    self.model_ixs()
+                        .find(|&m| !self.ix.disabled[m] && self.fits(m, needs))
+                })
+                .flatten();
+            if let Some(m) = waiting {
+                return Err(RouteError {
+                    retry_after: Some(1),
+                    ..RouteError::new(
+                        503,
+                        "context_window_unavailable",
+                        format!(
+                            "{reason}, and the models that can hold it are unavailable ({})",
+                            self.unavailable_reason(m)
+                        ),
+                    )
+                    .help("retry shortly; `GET /v1/status` shows which providers are unhealthy")
+                });
+            }
             if too_large {
                 return Err(RouteError::new(
                     413,

@@ -71,21 +71,25 @@ impl Gateway {
         let cost_windows = self
             .cost_windows()
             .map(|(m, live)| {
-                (
-                    m.name.clone(),
-                    SavedWindow {
-                        state: Gateway::state_of(m, &live.instance),
-                        switch: live.switch(),
-                    },
-                )
+                // the switch is read under the state's lock, where it changes with it
+                let inst = lock(&live.instance);
+                let saved = SavedWindow {
+                    state: m.state_name(inst.state).to_string(),
+                    switch: live.switch(),
+                };
+                drop(inst);
+                (m.name.clone(), saved)
             })
             .collect();
         let failover = self
             .failover_machine()
             .zip(self.live.failover.as_ref())
-            .map(|(m, live)| SavedFailover {
-                state: Gateway::state_of(m, &live.instance),
-                to_fallbacks: live.to_fallbacks(),
+            .map(|(m, live)| {
+                let inst = lock(&live.instance);
+                SavedFailover {
+                    state: m.state_name(inst.state).to_string(),
+                    to_fallbacks: live.to_fallbacks(),
+                }
             });
         let (budget_day, budget_spent) = self.shared.budgets.day();
         Snapshot {

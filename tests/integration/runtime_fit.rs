@@ -5,7 +5,9 @@
 
 use serde_json::json;
 
-use crate::runtime_common::{gateway, kinds, reason, refused, report, route, NOON};
+use crate::runtime_common::{
+    fail, gateway, kinds, reason, refused, report, report_refused, route, NOON,
+};
 
 #[test]
 fn a_request_larger_than_the_window_moves_to_a_model_that_holds_it() {
@@ -84,4 +86,60 @@ fn a_report_with_tokens_and_no_cost_is_priced_from_the_policy() {
     // neither tokens nor cost: nothing to price
     let (accepted, _) = report(&g, json!({"model": "large", "outcome": "success"}), 3);
     assert_eq!(accepted["cost"], json!(null), "{accepted}");
+}
+
+#[test]
+fn a_large_request_whose_holders_are_down_is_a_503_to_retry_not_a_413() {
+    let g = gateway("context");
+    fail(&g, "main", 3, 0);
+    let r = refused(
+        &g,
+        json!({"task_type": "general", "estimated_tokens": 5000}),
+        10,
+    );
+    assert_eq!(r.status, 503, "{}", r.error);
+    assert_eq!(r.retry_after, Some(1));
+    assert_eq!(r.error["code"], "context_window_unavailable", "{}", r.error);
+    assert!(
+        r.error["message"].as_str().unwrap_or_default().ends_with(
+            "the models that can hold it are unavailable (provider `main` is unhealthy)"
+        ),
+        "{}",
+        r.error
+    );
+    // a request that fits is still answered by the table's model (all unhealthy)
+    let small = route(
+        &g,
+        json!({"task_type": "general", "estimated_tokens": 10}),
+        11,
+    );
+    assert_eq!(kinds(&small), ["all_unhealthy"], "{small}");
+}
+
+#[test]
+fn a_price_made_from_implausible_tokens_is_refused_like_a_cost() {
+    let g = gateway("context");
+    // 1e8 tokens at $0.000002 is $200: plausible; the bound is the same $1,000 as `cost`
+    let (accepted, _) = report(
+        &g,
+        json!({"model": "large", "outcome": "success", "tokens": 100000000}),
+        0,
+    );
+    assert_eq!(accepted["cost_from"], "policy", "{accepted}");
+    // at `dear`'s price the same tokens would be $10,000 for one call: a unit mistake
+    let (status, e) = report_refused(
+        &g,
+        json!({"model": "dear", "outcome": "success", "tokens": 100000000}),
+        1,
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["attribute"], "tokens", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is $10000.00 for one call, which is not plausible"),
+        "{e}"
+    );
+    assert_eq!(g.shared.budgets.today(NOON + 1), 200.0);
 }
