@@ -136,6 +136,21 @@ enum Phase {
     Failed,
 }
 
+impl Phase {
+    /// The upstream's stream ended here: whether the end still has to be written (it
+    /// was announced but not reached), or an error if the stream was cut short.
+    fn at_upstream_end(&mut self) -> Result<bool, StreamError> {
+        match self {
+            Phase::Done | Phase::Failed => Ok(false),
+            Phase::Closing => Ok(true),
+            Phase::Start | Phase::Open => {
+                *self = Phase::Failed;
+                Err(StreamError::Truncated)
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- anthropic → openai
 
 /// An Anthropic event stream for an OpenAI client: a role chunk first, text and tool
@@ -344,17 +359,10 @@ impl AnthropicToOpenAi {
     /// The upstream's end of stream. A stream that announced its end (`message_delta`)
     /// but lost `message_stop` is ended as if it had come; any other is cut short.
     pub fn finish(&mut self, out: &mut Vec<OpenAiOut>) -> Result<(), StreamError> {
-        match self.phase {
-            Phase::Done | Phase::Failed => Ok(()),
-            Phase::Closing => {
-                self.end(out);
-                Ok(())
-            }
-            Phase::Start | Phase::Open => {
-                self.phase = Phase::Failed;
-                Err(StreamError::Truncated)
-            }
+        if self.phase.at_upstream_end()? {
+            self.end(out);
         }
+        Ok(())
     }
 
     fn chunk(&self, delta: Delta, finish_reason: Option<&str>) -> OpenAiOut {
@@ -601,17 +609,10 @@ impl OpenAiToAnthropic {
     /// The upstream's end of stream. A stream that gave its `finish_reason` but lost
     /// `[DONE]` is ended as if it had come; any other is cut short.
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
-        match self.phase {
-            Phase::Done | Phase::Failed => Ok(()),
-            Phase::Closing => {
-                self.end(out);
-                Ok(())
-            }
-            Phase::Start | Phase::Open => {
-                self.phase = Phase::Failed;
-                Err(StreamError::Truncated)
-            }
+        if self.phase.at_upstream_end()? {
+            self.end(out);
         }
+        Ok(())
     }
 }
 

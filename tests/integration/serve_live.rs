@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::common::{root, rulec, scratch};
 use crate::http::{eventually, get, post_json, request, Conn, FakeProvider, Served};
+use crate::runtime_common::kinds as adjustment_kinds;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -75,17 +76,6 @@ fn provider_state(port: u16, name: &str) -> String {
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == name))
         .map(|p| p["state"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-fn adjustment_kinds(decision: &Value) -> Vec<String> {
-    decision["adjustments"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x["kind"].as_str().map(str::to_string))
-                .collect()
-        })
         .unwrap_or_default()
 }
 
