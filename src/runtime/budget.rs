@@ -250,6 +250,20 @@ impl Budgets {
         }
     }
 
+    /// A session's spending as saved by a previous run (the ledger in `--state-dir`).
+    pub fn restore_session(&self, session: &str, spent: f64) {
+        if spent.is_finite() && spent > 0.0 {
+            let mut t = lock(&self.sessions);
+            if !t.spent.contains_key(session) {
+                if t.spent.len() >= self.capacity {
+                    return;
+                }
+                t.order.push_back(session.to_string());
+            }
+            t.spent.insert(session.to_string(), spent);
+        }
+    }
+
     /// Forgets all spending (an operator's reset); returns what today's total was.
     /// Money held by calls in flight stays held until they settle.
     pub fn reset(&self) -> f64 {

@@ -20,6 +20,7 @@
 //!   simulator);
 //! - [`reserve`]: a call's worst-case cost held against the budgets before it, settled
 //!   to the real cost after;
+//! - [`spend`]: the record of settled spending handed to the durable ledger;
 //! - the building blocks: [`balancer`] (smooth weighted round-robin), [`affinity`],
 //!   [`limits`] (`max_concurrent` slots), [`leases`], [`budget`], [`window`],
 //!   [`stats`] (counters), [`shared`] (what outlives every bundle).
@@ -42,5 +43,6 @@ pub mod reserve;
 pub mod route;
 pub mod shared;
 pub mod snapshot;
+pub mod spend;
 pub mod stats;
 pub mod window;

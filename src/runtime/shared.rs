@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::budget::Budgets;
 use super::leases::Leases;
+use super::spend::SpendLogSlot;
 use super::stats::{lock, Stats};
 use super::window::Window;
 
@@ -50,6 +51,8 @@ pub struct Shared {
     pub budgets: Budgets,
     pub leases: Leases,
     pub limits: Limits,
+    /// the durable record of settled spending, when the server keeps one
+    pub spend_log: SpendLogSlot,
 }
 
 impl Shared {
@@ -69,6 +72,7 @@ impl Shared {
             budgets: Budgets::new(limits.session_capacity),
             leases: Leases::new(limits.lease_ttl_ms, limits.lease_capacity),
             limits,
+            spend_log: SpendLogSlot::default(),
         })
     }
 
