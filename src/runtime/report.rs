@@ -12,6 +12,7 @@ use super::gateway::Gateway;
 use super::ids::ModelIx;
 use super::reserve::Reservation;
 use super::route::RouteError;
+use super::spend::{Settled, SpendSource};
 use super::window::Sample;
 use crate::diag::suggest::did_you_mean;
 use crate::machines::EventKind;
@@ -335,17 +336,34 @@ impl Gateway {
             ),
             (None, None) => (None, None),
         };
-        match billing {
+        let (session, source) = match billing {
             Billing::Spend { session } => {
                 if let Some(c) = cost {
                     self.shared.budgets.spend(session, c, wall_ms);
                 }
+                (session.map(str::to_string), SpendSource::Report)
             }
             Billing::Settle(r) => {
                 if cost.is_none() && o.error.is_none() {
                     (cost, cost_from) = (Some(r.amount()), Some("reservation"));
                 }
+                let session = r.session().map(str::to_string);
                 r.settle(cost.unwrap_or(0.0), wall_ms);
+                (session, SpendSource::Proxy)
+            }
+        };
+        if let (Some(log), Some(c)) = (self.shared.spend_log.get(), cost) {
+            if c > 0.0 && c.is_finite() {
+                log.settled(&Settled {
+                    day: self.shared.budgets.day().0,
+                    wall_ms,
+                    dollars: c,
+                    session: session.as_deref(),
+                    model: &model_name,
+                    provider: &provider_name,
+                    decision: None,
+                    source,
+                });
             }
         }
         if let Some(c) = cost {

@@ -87,6 +87,16 @@ impl Shared {
         generation
     }
 
+    /// Forgets all spending (an operator's reset) and tells the spend log; returns
+    /// what today's total was.
+    pub fn reset_budgets(&self, wall_ms: u64) -> f64 {
+        let before = self.budgets.reset();
+        if let Some(log) = self.spend_log.get() {
+            log.reset(wall_ms / super::budget::MS_PER_DAY, wall_ms);
+        }
+        before
+    }
+
     /// The name of model `index` in the gateway of `generation`, while remembered.
     pub fn model_name(&self, generation: u32, index: u32) -> Option<String> {
         let kept = lock(&self.generations);

@@ -210,7 +210,7 @@ fn admin_budgets(app: &Arc<App>, req: Request<Incoming>) -> Reply {
         return error(&e);
     }
     let gateway = app.gateway();
-    let spent = gateway.shared.budgets.reset();
+    let spent = gateway.shared.reset_budgets(app.wall_ms());
     tracing::warn!(daily_spent = spent, "operator reset of the budgets");
     json_reply(
         StatusCode::OK,
