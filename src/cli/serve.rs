@@ -14,6 +14,9 @@ use super::fail;
 /// The environment variable holding the admin API's token.
 pub const ADMIN_TOKEN_ENV: &str = "RULEC_ADMIN_TOKEN";
 
+/// The environment variable holding the proxy's client keys, comma-separated.
+pub const API_KEYS_ENV: &str = "RULEC_API_KEYS";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A bundle (from `rulec compile`) or a policy file or folder (compiled on start).
@@ -42,6 +45,18 @@ pub struct Args {
     /// The largest request body accepted on /v1/route and /v1/report, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_body: usize,
+    /// The largest request body accepted on the proxy endpoints, in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    max_proxy_body: usize,
+    /// Attempts per proxied call (the first and its failovers).
+    #[arg(long, default_value_t = rulec::runtime::attempts::DEFAULT_MAX_ATTEMPTS)]
+    max_attempts: u32,
+    /// A proxied call's timeout when neither its provider nor its fallback sets one.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    upstream_timeout: Duration,
+    /// Serve the proxy endpoints without client keys on a non-loopback address.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// Log format on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -100,7 +115,30 @@ pub fn run(args: Args) -> ExitCode {
     if admin_token.is_none() {
         tracing::info!("admin API off ({ADMIN_TOKEN_ENV} is not set)");
     }
+    let api_keys: Vec<String> = std::env::var(API_KEYS_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    if api_keys.is_empty() && !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        return fail(format!(
+            "{API_KEYS_ENV} is not set, and {} is not a loopback address: anyone who reaches it could spend the providers' keys; set {API_KEYS_ENV}, listen on 127.0.0.1, or pass --insecure-no-auth",
+            args.listen
+        ));
+    }
+    if api_keys.is_empty() {
+        tracing::info!("proxy endpoints take no client key ({API_KEYS_ENV} is not set)");
+    }
     let config = Config {
+        api_keys,
+        max_proxy_body: args.max_proxy_body,
+        proxy: rulec::proxy::call::Settings {
+            max_attempts: args.max_attempts.max(1),
+            default_timeout: args.upstream_timeout,
+            ..Default::default()
+        },
         source: args.path,
         listen: args.listen,
         state_dir: args.state_dir,

@@ -14,9 +14,15 @@
 //!   that also report the usage they saw.
 //! - [`estimate`]: a request's size in tokens, estimated from its body.
 
+pub mod adapter;
 pub mod anthropic;
+pub mod body;
+pub mod call;
+pub mod client;
 pub mod estimate;
+pub mod front;
 pub mod openai;
+pub mod relay;
 pub mod sse;
 pub mod stream;
 pub mod translate;

@@ -57,6 +57,8 @@ pub enum AdjustmentKind {
     Overflow,
     /// unhealthy, and nothing in the chain can serve: answered anyway
     AllUnhealthy,
+    /// the client named this model (the proxy's `model` field)
+    Requested,
 }
 
 impl AdjustmentKind {
@@ -72,6 +74,7 @@ impl AdjustmentKind {
             AdjustmentKind::ContextWindow => "context_window",
             AdjustmentKind::Overflow => "overflow",
             AdjustmentKind::AllUnhealthy => "all_unhealthy",
+            AdjustmentKind::Requested => "requested",
         }
     }
 }

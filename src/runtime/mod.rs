@@ -18,6 +18,8 @@
 //! - [`attempts`]: the failover planner — given a decision and how each attempt
 //!   ended, what to try next and why the request ended (for the proxy and a
 //!   simulator);
+//! - [`call`]: what a proxied call adds to a decision (a model the client named, the
+//!   worst case reserved with it; `Gateway::route_call`);
 //! - [`reserve`]: a call's worst-case cost held against the budgets before it, settled
 //!   to the real cost after;
 //! - [`spend`]: the record of settled spending handed to the durable ledger;
@@ -29,6 +31,7 @@ pub mod affinity;
 pub mod attempts;
 pub mod balancer;
 pub mod budget;
+pub mod call;
 pub mod carry;
 pub mod decision;
 pub mod events;

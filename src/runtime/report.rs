@@ -6,10 +6,12 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::attempts::{Attempt, Outcome};
+use super::attempts::{Attempt, Outcome, Usage};
 use super::events::Effect;
 use super::gateway::Gateway;
 use super::ids::ModelIx;
+use super::leases::Lease;
+use super::reserve::Price;
 use super::reserve::Reservation;
 use super::route::RouteError;
 use super::spend::{Settled, SpendSource};
@@ -85,6 +87,8 @@ struct Observed<'a> {
     latency_ms: Option<f64>,
     tokens: Option<f64>,
     cost: Option<f64>,
+    /// where `cost` comes from, when given: `report`, or `policy` (priced already)
+    cost_from: &'static str,
 }
 
 fn bad(message: impl Into<String>) -> RouteError {
@@ -170,19 +174,7 @@ impl Gateway {
         }
         let lease = match &report.decision_id {
             Some(id) => {
-                let (boot, n) = id
-                    .strip_prefix("d-")
-                    .and_then(|rest| rest.split_once('-'))
-                    .and_then(|(boot, n)| Some((boot, n.parse::<u64>().ok()?)))
-                    .ok_or_else(|| {
-                        bad(format!("`{id}` is not a decision id")).help(
-                            "decision ids look like `d-1f3a9c0e-42`, as `/v1/route` returned them",
-                        )
-                    })?;
-                // an id of another process (before a restart, another replica) is not ours
-                let lease = (boot == self.shared.boot)
-                    .then(|| self.shared.leases.end(n))
-                    .flatten();
+                let lease = self.end_decision(id)?;
                 if lease.is_none() && report.model.is_none() {
                     return Err(RouteError::new(
                         404,
@@ -244,6 +236,7 @@ impl Gateway {
                 latency_ms: report.latency_ms,
                 tokens: report.tokens,
                 cost: report.cost,
+                cost_from: "report",
             },
             Billing::Spend {
                 session: session.as_deref(),
@@ -257,13 +250,15 @@ impl Gateway {
     /// Takes how one attempt of the proxy ended (see `attempts`), through the same
     /// path as a report: counters, passive health, the cost window and the budgets —
     /// spent directly, or settled through the attempt's reservation. The call is
-    /// priced from the policy (its tokens at the model's price); a success without
-    /// usage settles a reservation at its worst case, since the provider billed
-    /// something and nothing says less. Leases are the caller's: a request holds its
-    /// decision's slot across all of its attempts.
+    /// priced from the policy: `billed` (the usage a success reported, or what a
+    /// stream cut after its first byte had used) at the model's input and output
+    /// prices; a success without usage settles a reservation at its worst case, since
+    /// the provider billed something and nothing says less. Leases are the caller's: a
+    /// request holds its decision's slot across all of its attempts.
     pub fn record_attempt(
         &self,
         attempt: &Attempt<'_>,
+        billed: Option<Usage>,
         billing: Billing<'_>,
         now_ms: u64,
         wall_ms: u64,
@@ -281,24 +276,48 @@ impl Gateway {
                 .find(|(k, _)| *k == kind)
                 .is_some_and(|(_, counts)| *counts)
         });
-        let tokens = match attempt.outcome {
-            Outcome::Success { usage: Some(u) } => Some(u.total() as f64),
-            _ => None,
+        let billed = match attempt.outcome {
+            Outcome::Success { usage: Some(u) } => Some(u),
+            _ => billed,
         };
+        let price = Price::of(self.model_spec(model));
+        let cost = billed.map(|u| {
+            (u.input_tokens as f64 * price.input + u.output_tokens as f64 * price.output)
+                .min(MAX_COST)
+        });
         Ok(self.take(
             Observed {
                 model,
                 error,
                 counts_against,
                 latency_ms: Some(attempt.latency_ms as f64),
-                tokens,
-                cost: None,
+                tokens: billed.map(|u| u.total() as f64),
+                cost,
+                cost_from: "policy",
             },
             billing,
             false,
             now_ms,
             wall_ms,
         ))
+    }
+
+    /// Ends the lease of decision `id` (giving back its pool slot): `Ok(None)` when it
+    /// is not live (already ended, expired, or made by another process), an error when
+    /// `id` is not a decision id.
+    pub fn end_decision(&self, id: &str) -> Result<Option<Lease>, RouteError> {
+        let (boot, n) = id
+            .strip_prefix("d-")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(boot, n)| Some((boot, n.parse::<u64>().ok()?)))
+            .ok_or_else(|| {
+                bad(format!("`{id}` is not a decision id"))
+                    .help("decision ids look like `d-1f3a9c0e-42`, as `/v1/route` returned them")
+            })?;
+        // an id of another process (before a restart, another replica) is not ours
+        Ok((boot == self.shared.boot)
+            .then(|| self.shared.leases.end(n))
+            .flatten())
     }
 
     /// One outcome, checked and attributed, into counters, the budgets, the cost
@@ -329,7 +348,7 @@ impl Gateway {
         // a report without a cost is priced from the policy, so that budgets and cost
         // windows still see the call
         let (mut cost, mut cost_from) = match (o.cost, o.tokens) {
-            (Some(c), _) => (Some(c), Some("report")),
+            (Some(c), _) => (Some(c), Some(o.cost_from)),
             (None, Some(t)) => (
                 Some(t * self.model_spec(o.model).cost_per_token),
                 Some("policy"),

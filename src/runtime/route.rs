@@ -23,10 +23,12 @@ use super::index::Target;
 use super::leases::Lease;
 use super::limits::Slot;
 use super::live::Admission;
+use super::reserve::{Reservation, WorstCase};
 use super::stats::lock;
 use crate::compile::value::Scalar;
 use crate::machines::{DowngradeTarget, Switch};
 
+pub use super::call::Call;
 pub use super::decision::{
     Adjustment, AdjustmentKind, ChainEntry, Decision, PoolRef, RouteError, RuleRef, MAX_SESSION_ID,
 };
@@ -92,6 +94,116 @@ impl Gateway {
 
         self.pin_session(&plan, chosen, session, now_ms);
         Ok(self.decide(plan, chosen, slot, &chain, session, now_ms))
+    }
+
+    /// Decides for a call the proxy makes: like [`Gateway::route`], but the client may
+    /// name the model (it replaces the table's target; the other steps still apply),
+    /// and the budget step asks whether the call's worst case fits what the budgets
+    /// leave — stepping down the price ladder to a model whose worst case fits, or
+    /// refusing with 402 `budget_exceeded` — instead of whether they are spent. The
+    /// decision comes with the chosen model's reservation.
+    pub fn route_call(
+        &self,
+        json: &Json,
+        call: &Call,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Result<(Decision<'_>, Reservation), RouteError> {
+        let request = self.bundle.content.schema.parse(json)?;
+        let values = &request.values;
+        let (rule, target) = self.step_table(values)?;
+        let session = self.session_of(values)?;
+        let needs = self.needs(values);
+
+        let mut plan = match call.model {
+            Some(model) => self.step_requested(rule, target, model),
+            None => self.step_pool(rule, target, session, now_ms),
+        };
+        self.step_budget_call(&mut plan, session, wall_ms, &needs, &call.worst)?;
+        let switch_provider = self.step_windows(&mut plan, &needs);
+        self.step_failover(&mut plan, switch_provider, &needs);
+        let mut chain = self.step_chain(&plan, &needs);
+        let first = self.step_fit(&mut plan, &mut chain, &needs)?;
+        let (chosen, slot) = self.step_admission(first, &mut chain, &mut plan.adjustments)?;
+        // the slot (if any) is given back when this fails: nothing is issued yet
+        let reservation = self
+            .reserve(chosen.model, session, &call.worst, wall_ms)
+            .map_err(|r| r.to_error())?;
+
+        self.pin_session(&plan, chosen, session, now_ms);
+        Ok((
+            self.decide(plan, chosen, slot, &chain, session, now_ms),
+            reservation,
+        ))
+    }
+
+    /// Step 2 for a model the client named: it replaces the table's target.
+    fn step_requested(&self, rule: RuleIx, target: Target, model: ModelIx) -> Plan {
+        let from = match target {
+            Target::Model(m) => self.ix.names.models[m].to_string(),
+            Target::Pool(p) => self.live.pools[p].spec.name.clone(),
+        };
+        let to = self.ix.names.models[model].to_string();
+        let adjustments = if from == to {
+            Vec::new()
+        } else {
+            vec![Adjustment {
+                kind: AdjustmentKind::Requested,
+                from,
+                to,
+                reason: "the client named the model".into(),
+            }]
+        };
+        Plan {
+            rule,
+            picked: model,
+            model,
+            pool: None,
+            pinned: false,
+            timeout_ms: None,
+            adjustments,
+        }
+    }
+
+    /// Step 3 for a call: when the worst case of a call to the model does not fit
+    /// the daily or session budget, the first model down the price ladder whose worst
+    /// case fits; none: 402.
+    fn step_budget_call(
+        &self,
+        plan: &mut Plan,
+        session: Option<&str>,
+        wall_ms: u64,
+        needs: &Needs<'_>,
+        worst: &WorstCase,
+    ) -> Result<(), RouteError> {
+        let caps = self.caps();
+        if caps.daily.is_none() && caps.session.is_none() {
+            return Ok(());
+        }
+        // a reservation taken and given back at once: the same check as the real one
+        let refusal = match self.reserve(plan.model, session, worst, wall_ms) {
+            Ok(_) => return Ok(()),
+            Err(r) => r,
+        };
+        let to = self
+            .cheaper(plan.model, needs)
+            .into_iter()
+            .find(|&m| self.reserve(m, session, worst, wall_ms).is_ok());
+        let Some(to) = to else {
+            return Err(refusal.to_error());
+        };
+        let reason = format!(
+            "a call to `{}` may cost up to ${:.6}, and `{}` has ${:.6} left",
+            self.ix.names.models[plan.model],
+            refusal.needed,
+            refusal.limit.field(),
+            refusal.left()
+        );
+        plan.move_to(
+            self.adjust(AdjustmentKind::Budget, plan.model, to, reason),
+            to,
+        );
+        Ok(())
     }
 
     /// The request's session id, refused when too long to keep.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::source::{self, Refusal};
 use crate::bundle::Bundle;
+use crate::proxy::client::Upstream;
 use crate::runtime::gateway::{Gateway, Shared};
 use crate::runtime::stats::lock;
 
@@ -33,6 +34,12 @@ pub struct Config {
     /// how often PATH is looked at for changes; `None` turns watching off
     pub watch_interval: Option<Duration>,
     pub limits: crate::runtime::gateway::Limits,
+    /// client keys of the proxy endpoints (`RULEC_API_KEYS`); empty: no key needed
+    /// (the server then listens on loopback only, unless told otherwise)
+    pub api_keys: Vec<String>,
+    /// the largest request body the proxy endpoints accept
+    pub max_proxy_body: usize,
+    pub proxy: crate::proxy::call::Settings,
 }
 
 /// The last refused reload, for `/v1/status`.
@@ -59,6 +66,8 @@ pub struct App {
     reloading: tokio::sync::Mutex<()>,
     /// the bundle in use came from `PUT /admin/bundle`, not from PATH
     pub from_admin: AtomicBool,
+    /// the outbound HTTP client of proxied calls
+    pub upstream: Upstream,
 }
 
 /// The outcome of a reload that was not refused.
@@ -69,10 +78,11 @@ pub enum Reloaded {
 }
 
 impl App {
-    pub fn new(config: Config, bundle: Bundle) -> Arc<App> {
+    pub fn new(config: Config, bundle: Bundle, upstream: Upstream) -> Arc<App> {
         let shared = Shared::new(config.limits);
         let gateway = Gateway::new(bundle, None, Arc::clone(&shared));
         Arc::new(App {
+            upstream,
             config,
             current: arc_swap::ArcSwap::from_pointee(gateway),
             shared,
@@ -203,4 +213,22 @@ async fn off_the_request_path(
             diagnostics: None,
         })
     })
+}
+
+impl crate::proxy::call::Host for App {
+    fn now_ms(&self) -> u64 {
+        App::now_ms(self)
+    }
+
+    fn wall_ms(&self) -> u64 {
+        App::wall_ms(self)
+    }
+
+    fn carry_out(
+        app: &Arc<App>,
+        gateway: &Arc<Gateway>,
+        effects: Vec<crate::runtime::events::Effect>,
+    ) {
+        super::tasks::carry_out(app, gateway, effects);
+    }
 }

@@ -15,16 +15,28 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value as Json};
 
 use super::app::{App, Reloaded};
-use super::{metrics, status, tasks};
+use super::{metrics, proxy, status, tasks};
+use crate::proxy::body::AnyBody;
+use crate::proxy::front::Front;
 use crate::runtime::route::RouteError;
+use http_body_util::Either;
 
 pub type Reply = Response<Full<Bytes>>;
 
 pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
-) -> Result<Reply, std::convert::Infallible> {
-    let path = req.uri().path().to_string();
+) -> Result<Response<AnyBody>, std::convert::Infallible> {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::POST, "/v1/chat/completions") => {
+            return Ok(proxy::call(app, Front::OpenAi, req).await)
+        }
+        (&Method::POST, "/v1/messages") => return Ok(proxy::call(app, Front::Anthropic, req).await),
+        (&Method::GET, "/v1/models") => return Ok(proxy::models(&app, &req)),
+        _ => {}
+    }
+    let path = path.to_string();
     let reply = match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/route") => route(&app, req).await,
         (&Method::POST, "/v1/report") => report(&app, req).await,
@@ -58,16 +70,17 @@ pub async fn handle(
         }
         _ => error(
             &RouteError::new(404, "not_found", format!("no endpoint `{path}`"))
-                .help("the endpoints are POST /v1/route, POST /v1/report, GET /v1/status, GET /metrics, GET /healthz, GET /readyz, PUT /admin/bundle, POST /admin/providers/NAME/reset, POST /admin/budgets/reset"),
+                .help("the endpoints are POST /v1/chat/completions, POST /v1/messages, GET /v1/models, POST /v1/route, POST /v1/report, GET /v1/status, GET /metrics, GET /healthz, GET /readyz, PUT /admin/bundle, POST /admin/providers/NAME/reset, POST /admin/budgets/reset"),
         ),
     };
-    Ok(reply)
+    Ok(reply.map(Either::Left))
 }
 
 /// The method each endpoint takes.
 fn allowed(path: &str) -> Option<&'static str> {
     Some(match path {
-        "/v1/route" | "/v1/report" => "POST",
+        "/v1/route" | "/v1/report" | "/v1/chat/completions" | "/v1/messages" => "POST",
+        "/v1/models" => "GET",
         "/v1/status" | "/metrics" | "/healthz" | "/readyz" => "GET",
         "/admin/bundle" => "PUT",
         "/admin/budgets/reset" => "POST",
@@ -219,7 +232,7 @@ fn admin_budgets(app: &Arc<App>, req: Request<Incoming>) -> Reply {
 }
 
 /// Reads a body of at most `max` bytes within the request timeout.
-async fn read_body(app: &App, req: Request<Incoming>, max: usize) -> Result<Bytes, RouteError> {
+pub async fn read_body(app: &App, req: Request<Incoming>, max: usize) -> Result<Bytes, RouteError> {
     let too_large = || {
         RouteError::new(
             413,

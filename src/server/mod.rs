@@ -7,6 +7,7 @@ pub mod http;
 pub mod metrics;
 pub mod persist;
 pub mod probe;
+pub mod proxy;
 pub mod source;
 pub mod status;
 pub mod tasks;
@@ -39,7 +40,8 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = App::new(config, bundle);
+    let upstream = crate::proxy::client::Upstream::from_env()?;
+    let app = App::new(config, bundle, upstream);
     if let Some(dir) = &app.config.state_dir {
         match persist::read(dir) {
             Ok(Some(saved)) => {

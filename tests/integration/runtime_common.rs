@@ -306,7 +306,7 @@ pub fn record_attempt(
     now: u64,
 ) -> (Value, Vec<String>) {
     let billing = rulec::runtime::report::Billing::Spend { session };
-    match g.record_attempt(attempt, billing, now, NOON + now) {
+    match g.record_attempt(attempt, None, billing, now, NOON + now) {
         Ok((accepted, effects)) => (
             serde_json::to_value(&accepted).expect("an answer serialises"),
             probed(g, effects),
@@ -326,7 +326,7 @@ pub fn record_settled(
     now: u64,
 ) -> Value {
     let billing = rulec::runtime::report::Billing::Settle(reservation);
-    match g.record_attempt(attempt, billing, now, NOON + now) {
+    match g.record_attempt(attempt, None, billing, now, NOON + now) {
         Ok((accepted, _)) => serde_json::to_value(&accepted).expect("an answer serialises"),
         Err(e) => panic!(
             "attempt {attempt:?} refused: {}",

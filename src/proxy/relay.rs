@@ -1,0 +1,235 @@
+//! A streamed answer on its way from a provider to a client, in each of the four
+//! directions: the same format passed through event by event (reading the usage,
+//! hiding the usage chunk the proxy asked for on a client's behalf, noticing the
+//! end), or translated by the state machines of [`super::stream`]. Every direction
+//! answers the same questions: what to write to the client, the usage so far, and
+//! whether the stream reached its proper end.
+
+use super::anthropic::{self, StreamEvent};
+use super::front::Front;
+use super::openai;
+use super::sse::{self, Event};
+use super::stream::{
+    write_anthropic, write_anthropic_error, write_openai, write_openai_error, AnthropicToOpenAi,
+    OpenAiToAnthropic, StreamError,
+};
+use super::TokenUsage;
+
+/// One stream's relay, chosen by the client's and the provider's formats.
+#[derive(Debug)]
+pub enum Relay {
+    OpenAi(OpenAiPass),
+    Anthropic(AnthropicPass),
+    AnthropicToOpenAi(Box<AnthropicToOpenAi>),
+    OpenAiToAnthropic(Box<OpenAiToAnthropic>),
+}
+
+impl Relay {
+    /// `wants_usage`: an OpenAI client asked for the usage chunk; the proxy asks an
+    /// OpenAI-kind provider for it anyway and hides it from a client that did not.
+    /// `input_hint`: the prompt's estimated tokens, which an Anthropic client reads in
+    /// `message_start` before OpenAI reports the real count.
+    pub fn new(client: Front, provider: Front, wants_usage: bool, input_hint: u64) -> Relay {
+        match (client, provider) {
+            (Front::OpenAi, Front::OpenAi) => Relay::OpenAi(OpenAiPass {
+                hide_usage: !wants_usage,
+                ..OpenAiPass::default()
+            }),
+            (Front::Anthropic, Front::Anthropic) => Relay::Anthropic(AnthropicPass::default()),
+            (Front::OpenAi, Front::Anthropic) => Relay::AnthropicToOpenAi(Box::new(
+                AnthropicToOpenAi::new(unix_seconds(), wants_usage),
+            )),
+            (Front::Anthropic, Front::OpenAi) => {
+                Relay::OpenAiToAnthropic(Box::new(OpenAiToAnthropic::new(input_hint)))
+            }
+        }
+    }
+
+    /// Reads one upstream event and writes what the client is to get.
+    pub fn feed(&mut self, ev: &Event, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        match self {
+            Relay::OpenAi(p) => p.feed(ev, out),
+            Relay::Anthropic(p) => p.feed(ev, out),
+            Relay::AnthropicToOpenAi(t) => {
+                let mut items = Vec::new();
+                let r = t.feed(ev, &mut items);
+                write_openai(out, &items);
+                r
+            }
+            Relay::OpenAiToAnthropic(t) => {
+                let mut items = Vec::new();
+                let r = t.feed(ev, &mut items);
+                write_anthropic(out, &items);
+                r
+            }
+        }
+    }
+
+    /// The upstream's stream ended: writes what is still owed, or says it was cut.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        match self {
+            Relay::OpenAi(p) => p.finish(out),
+            Relay::Anthropic(p) => p.finish(),
+            Relay::AnthropicToOpenAi(t) => {
+                let mut items = Vec::new();
+                let r = t.finish(&mut items);
+                write_openai(out, &items);
+                r
+            }
+            Relay::OpenAiToAnthropic(t) => {
+                let mut items = Vec::new();
+                let r = t.finish(&mut items);
+                write_anthropic(out, &items);
+                r
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Option<TokenUsage> {
+        match self {
+            Relay::OpenAi(p) => p.usage,
+            Relay::Anthropic(p) => p.usage(),
+            Relay::AnthropicToOpenAi(t) => t.usage(),
+            Relay::OpenAiToAnthropic(t) => t.usage(),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        match self {
+            Relay::OpenAi(p) => p.done,
+            Relay::Anthropic(p) => p.done,
+            Relay::AnthropicToOpenAi(t) => t.is_done(),
+            Relay::OpenAiToAnthropic(t) => t.is_done(),
+        }
+    }
+}
+
+/// Writes a stream's failure as the client's format reports errors in a stream.
+pub fn write_error(client: Front, e: &StreamError, out: &mut Vec<u8>) {
+    match client {
+        Front::OpenAi => write_openai_error(out, &e.to_openai()),
+        Front::Anthropic => write_anthropic_error(out, &e.to_anthropic()),
+    }
+}
+
+/// OpenAI to OpenAI: chunks pass as they came.
+#[derive(Debug, Default)]
+pub struct OpenAiPass {
+    hide_usage: bool,
+    usage: Option<TokenUsage>,
+    /// a choice announced its `finish_reason`
+    finishing: bool,
+    done: bool,
+}
+
+impl OpenAiPass {
+    fn feed(&mut self, ev: &Event, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        if self.done {
+            return Ok(());
+        }
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            sse::write_done(out);
+            return Ok(());
+        }
+        let value: serde_json::Value = serde_json::from_str(&ev.data)
+            .map_err(|e| StreamError::Malformed(format!("a chunk is not JSON: {e}")))?;
+        if let Some(err) = value.get("error") {
+            let e: openai::ErrorDetail = serde_json::from_value(err.clone())
+                .map_err(|_| StreamError::Malformed("an error chunk without a message".into()))?;
+            return Err(StreamError::Upstream {
+                kind: e.kind,
+                message: e.message,
+            });
+        }
+        let chunk: openai::ChatChunk = serde_json::from_value(value).map_err(|e| {
+            StreamError::Malformed(format!("a chunk is not a completion chunk: {e}"))
+        })?;
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(TokenUsage::from(u));
+        }
+        if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
+            self.finishing = true;
+        }
+        let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+        if !(usage_only && self.hide_usage) {
+            sse::write_event(out, ev.event.as_deref(), &ev.data);
+        }
+        Ok(())
+    }
+
+    /// A stream that announced its finish but lost `[DONE]` is ended here; any other
+    /// is cut short.
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        if self.done {
+            return Ok(());
+        }
+        if self.finishing {
+            self.done = true;
+            sse::write_done(out);
+            return Ok(());
+        }
+        Err(StreamError::Truncated)
+    }
+}
+
+/// Anthropic to Anthropic: events pass as they came.
+#[derive(Debug, Default)]
+pub struct AnthropicPass {
+    input: Option<anthropic::Usage>,
+    output_tokens: u64,
+    done: bool,
+}
+
+impl AnthropicPass {
+    fn feed(&mut self, ev: &Event, out: &mut Vec<u8>) -> Result<(), StreamError> {
+        if self.done {
+            return Ok(());
+        }
+        let parsed: StreamEvent = serde_json::from_str(&ev.data)
+            .map_err(|e| StreamError::Malformed(format!("an event is not JSON: {e}")))?;
+        match &parsed {
+            StreamEvent::Error { error } => {
+                return Err(StreamError::Upstream {
+                    kind: error.kind.clone(),
+                    message: error.message.clone(),
+                })
+            }
+            StreamEvent::MessageStart { message } => {
+                self.output_tokens = message.usage.output_tokens;
+                self.input = Some(message.usage.clone());
+            }
+            StreamEvent::MessageDelta { usage, .. } => {
+                self.output_tokens = usage.output_tokens;
+                if let (Some(i), Some(input)) = (usage.input_tokens, self.input.as_mut()) {
+                    input.input_tokens = i;
+                }
+            }
+            StreamEvent::MessageStop => self.done = true,
+            _ => {}
+        }
+        sse::write_event(out, ev.event.as_deref(), &ev.data);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), StreamError> {
+        if self.done {
+            Ok(())
+        } else {
+            Err(StreamError::Truncated)
+        }
+    }
+
+    fn usage(&self) -> Option<TokenUsage> {
+        self.input.as_ref().map(|u| TokenUsage {
+            input_tokens: u.prompt_tokens(),
+            output_tokens: self.output_tokens,
+        })
+    }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
