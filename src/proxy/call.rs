@@ -1035,3 +1035,40 @@ fn error_reply(front: Front, e: &ProxyError, meta: &Meta) -> Response<AnyBody> {
 pub fn reject(front: Front, e: &ProxyError) -> Response<AnyBody> {
     error_reply(front, e, &Meta::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_milliseconds_then_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after_ms(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after_ms(&h), Some(2000));
+        h.insert("retry-after-ms", HeaderValue::from_static("350.5"));
+        assert_eq!(retry_after_ms(&h), Some(351));
+        let mut h = HeaderMap::new();
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after_ms(&h), None);
+    }
+
+    #[test]
+    fn a_content_filter_is_read_from_a_400_body() {
+        assert!(is_content_filter(
+            400,
+            br#"{"error":{"code":"content_filter"}}"#
+        ));
+        assert!(!is_content_filter(
+            500,
+            br#"{"error":{"code":"content_filter"}}"#
+        ));
+        assert!(!is_content_filter(
+            400,
+            br#"{"error":{"code":"context_length_exceeded"}}"#
+        ));
+    }
+}

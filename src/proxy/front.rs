@@ -326,3 +326,97 @@ fn typed(ty: AttrType, text: &str) -> Json {
         _ => Json::String(text.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::request::AttrSpec;
+
+    fn schema() -> RequestSchema {
+        let attr = |name: &str, ty| AttrSpec {
+            name: name.into(),
+            ty,
+            values: Vec::new(),
+            min: None,
+            max: None,
+            requires: Vec::new(),
+        };
+        RequestSchema {
+            attributes: vec![
+                attr("task_type", AttrType::Enum),
+                attr("estimated_tokens", AttrType::Int),
+                attr("urgent", AttrType::Bool),
+            ],
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn headers_become_typed_attributes_and_tokens_are_estimated() {
+        let estimate = Estimate {
+            likely: 42,
+            at_most: 160,
+        };
+        let h = headers(&[
+            ("x-rulec-task-type", "code_generation"),
+            ("x-rulec-urgent", "true"),
+            ("authorization", "Bearer sk"),
+        ]);
+        let json = attributes(&h, &schema(), &estimate).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"task_type": "code_generation", "urgent": true, "estimated_tokens": 42})
+        );
+        let h = headers(&[("x-rulec-estimated-tokens", "9000")]);
+        let json = attributes(&h, &schema(), &estimate).unwrap();
+        assert_eq!(json["estimated_tokens"].as_f64(), Some(9000.0));
+        // a value the type cannot read stays text, for the schema's own message
+        let h = headers(&[("x-rulec-estimated-tokens", "many")]);
+        let json = attributes(&h, &schema(), &estimate).unwrap();
+        assert_eq!(json["estimated_tokens"], "many");
+    }
+
+    #[test]
+    fn keys_come_from_either_header_and_must_match_whole() {
+        let keys = vec!["sk-one".to_string(), "sk-two".to_string()];
+        let h = headers(&[("authorization", "bearer sk-two")]);
+        assert_eq!(client_key(&h), Some("sk-two"));
+        assert!(key_matches(&keys, "sk-two"));
+        assert!(!key_matches(&keys, "sk-tw"));
+        assert!(!key_matches(&keys, "sk-twoo"));
+        let h = headers(&[("x-api-key", "sk-one")]);
+        assert_eq!(client_key(&h), Some("sk-one"));
+        assert_eq!(client_key(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn errors_take_each_front_ends_shape() {
+        let e = ProxyError::own(402, "budget_exceeded", "the daily budget is spent");
+        assert_eq!(e.body(Front::OpenAi)["error"]["type"], "budget_exceeded");
+        assert_eq!(e.body(Front::Anthropic)["type"], "error");
+        assert_eq!(e.body(Front::Anthropic)["error"]["type"], "budget_exceeded");
+        let e = ProxyError::Upstream {
+            status: 429,
+            format: Front::Anthropic,
+            body: Bytes::from_static(
+                br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+            ),
+            retry_after_s: Some(2),
+        };
+        assert_eq!(e.body(Front::OpenAi)["error"]["message"], "slow down");
+        assert_eq!(
+            e.body(Front::Anthropic)["error"]["type"],
+            "rate_limit_error"
+        );
+    }
+}

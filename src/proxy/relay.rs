@@ -233,3 +233,97 @@ fn unix_seconds() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(relay: &mut Relay, events: &[Event]) -> (String, Result<(), StreamError>) {
+        let mut out = Vec::new();
+        for e in events {
+            if let Err(err) = relay.feed(e, &mut out) {
+                return (String::from_utf8_lossy(&out).into(), Err(err));
+            }
+        }
+        let r = relay.finish(&mut out);
+        (String::from_utf8_lossy(&out).into(), r)
+    }
+
+    fn openai_events(usage: bool) -> Vec<Event> {
+        let mut v = vec![
+            Event::data(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}]}"#),
+            Event::data(r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
+        ];
+        if usage {
+            v.push(Event::data(
+                r#"{"id":"c","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#,
+            ));
+        }
+        v.push(Event::data("[DONE]"));
+        v
+    }
+
+    #[test]
+    fn the_usage_chunk_the_proxy_asked_for_is_hidden() {
+        let mut hidden = Relay::new(Front::OpenAi, Front::OpenAi, false, 0);
+        let (text, r) = run(&mut hidden, &openai_events(true));
+        assert!(r.is_ok() && hidden.is_done());
+        assert!(!text.contains("usage"), "{text}");
+        assert_eq!(
+            hidden.usage(),
+            Some(TokenUsage {
+                input_tokens: 7,
+                output_tokens: 2
+            })
+        );
+        let mut shown = Relay::new(Front::OpenAi, Front::OpenAi, true, 0);
+        let (text, _) = run(&mut shown, &openai_events(true));
+        assert!(text.contains("\"usage\""), "{text}");
+    }
+
+    #[test]
+    fn a_stream_without_its_end_is_cut() {
+        let mut relay = Relay::new(Front::OpenAi, Front::OpenAi, false, 0);
+        let (_, r) = run(&mut relay, &openai_events(false)[..1]);
+        assert_eq!(r, Err(StreamError::Truncated));
+        // announced its finish, lost `[DONE]`: ended for the client
+        let mut relay = Relay::new(Front::OpenAi, Front::OpenAi, false, 0);
+        let (text, r) = run(&mut relay, &openai_events(false)[..2]);
+        assert!(r.is_ok() && text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+
+    #[test]
+    fn anthropic_events_pass_with_their_usage_and_errors_stop_them() {
+        let events = [
+            Event::named(
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":11,"output_tokens":1}}}"#,
+            ),
+            Event::named(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#,
+            ),
+            Event::named("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let mut relay = Relay::new(Front::Anthropic, Front::Anthropic, true, 0);
+        let (text, r) = run(&mut relay, &events);
+        assert!(r.is_ok() && relay.is_done());
+        assert!(text.starts_with("event: message_start\n"), "{text}");
+        assert_eq!(
+            relay.usage(),
+            Some(TokenUsage {
+                input_tokens: 11,
+                output_tokens: 5
+            })
+        );
+        let mut relay = Relay::new(Front::Anthropic, Front::Anthropic, true, 0);
+        let err = Event::named(
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+        );
+        let (_, r) = run(&mut relay, &[events[0].clone(), err]);
+        assert!(
+            matches!(r, Err(StreamError::Upstream { ref kind, .. }) if kind == "overloaded_error")
+        );
+    }
+}
