@@ -170,9 +170,21 @@ impl Finished {
 impl<'g, H: Host> Run<'g, H> {
     async fn run(mut self, headers: &HeaderMap, bytes: &Bytes) {
         let mut meta = Meta::default();
-        if let Err(e) = self.call(headers, bytes, &mut meta).await {
-            let reply = error_reply(self.front, &e, &meta);
-            self.answer(reply);
+        let result = self.call(headers, bytes, &mut meta).await;
+        let stats = &self.gateway.shared.stats;
+        let endpoint = self.front.endpoint();
+        match result {
+            Ok(ended) => {
+                stats.proxy_calls.inc(&[endpoint, ended]);
+                if meta.attempts > 1 {
+                    stats.proxy_failovers.inc(&[endpoint]);
+                }
+            }
+            Err(e) => {
+                stats.proxy_calls.inc(&[endpoint, e.code()]);
+                let reply = error_reply(self.front, &e, &meta);
+                self.answer(reply);
+            }
         }
     }
 
@@ -183,12 +195,13 @@ impl<'g, H: Host> Run<'g, H> {
         }
     }
 
+    /// The call; `Ok` with how it ended (`ok`, `cut`) once the client has its answer.
     async fn call(
         &mut self,
         headers: &HeaderMap,
         bytes: &Bytes,
         meta: &mut Meta,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<&'static str, ProxyError> {
         let g = self.gateway;
         let body = ClientBody::parse(self.front, bytes)?;
         let requested = self.requested_model(&body)?;
@@ -253,7 +266,7 @@ impl<'g, H: Host> Run<'g, H> {
         reservation: Reservation,
         call: &CallParts<'_>,
         meta: &mut Meta,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<&'static str, ProxyError> {
         let g = self.gateway;
         let session = reservation.session().map(str::to_string);
         let mut held = Some(reservation);
@@ -287,7 +300,8 @@ impl<'g, H: Host> Run<'g, H> {
                 self.record(&attempt, finished.billed, reservation);
             }
             match finished.error {
-                None => return Ok(()),
+                None if finished.outcome.verdict() == Verdict::Cut => return Ok("cut"),
+                None => return Ok("ok"),
                 Some(e) if finished.outcome.verdict() == Verdict::Client => return Err(e),
                 Some(e) => last_error = Some(e),
             }

@@ -100,6 +100,14 @@ impl ClientBody {
 }
 
 impl Front {
+    /// The endpoint's label in metrics.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Front::OpenAi => "chat_completions",
+            Front::Anthropic => "messages",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Front::OpenAi => "openai chat completions",

@@ -126,6 +126,11 @@ pub struct Stats {
     pub notifications: Family,
     /// labels: provider, result (ok, failed)
     pub probes: Family,
+    /// proxied calls; labels: endpoint (chat_completions, messages), result (`ok`,
+    /// `cut`, or the error code the client got)
+    pub proxy_calls: Family,
+    /// proxied calls answered by a later attempt than the first; labels: endpoint
+    pub proxy_failovers: Family,
     pub tokens: Sums,
     pub cost: Sums,
     /// `/v1/route` handling time, measured by the server
@@ -147,6 +152,8 @@ impl Default for Stats {
             reloads: Family::default(),
             notifications: Family::default(),
             probes: Family::default(),
+            proxy_calls: Family::default(),
+            proxy_failovers: Family::default(),
             tokens: Sums::default(),
             cost: Sums::default(),
             route_seconds: Histogram::new(&ROUTE_BUCKETS),

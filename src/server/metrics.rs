@@ -159,6 +159,18 @@ fn scrape(app: &App) -> Scrape {
         &["code"],
         &s.rejections,
     );
+    o.counters(
+        "rulec_proxy_calls",
+        "calls through the proxy endpoints, by endpoint and result (ok, cut, or the error code)",
+        &["endpoint", "result"],
+        &s.proxy_calls,
+    );
+    o.counters(
+        "rulec_proxy_failovers",
+        "proxied calls answered by a later attempt than the first, by endpoint",
+        &["endpoint"],
+        &s.proxy_failovers,
+    );
     o.family(
         "rulec_route_duration_seconds",
         "time to handle POST /v1/route",
