@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::source::{self, Refusal};
 use crate::bundle::Bundle;
+use crate::proxy::client::Upstream;
 use crate::runtime::gateway::{Gateway, Shared};
 use crate::runtime::stats::lock;
 
@@ -59,6 +60,8 @@ pub struct App {
     reloading: tokio::sync::Mutex<()>,
     /// the bundle in use came from `PUT /admin/bundle`, not from PATH
     pub from_admin: AtomicBool,
+    /// the one outbound client (health checks, provider calls): one connection pool
+    pub upstream: Upstream,
 }
 
 /// The outcome of a reload that was not refused.
@@ -69,7 +72,7 @@ pub enum Reloaded {
 }
 
 impl App {
-    pub fn new(config: Config, bundle: Bundle) -> Arc<App> {
+    pub fn new(config: Config, bundle: Bundle, upstream: Upstream) -> Arc<App> {
         let shared = Shared::new(config.limits);
         let gateway = Gateway::new(bundle, None, Arc::clone(&shared));
         Arc::new(App {
@@ -82,6 +85,7 @@ impl App {
             loaded_at_ms: Mutex::new(0),
             reloading: tokio::sync::Mutex::new(()),
             from_admin: AtomicBool::new(false),
+            upstream,
         })
     }
 
