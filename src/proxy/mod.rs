@@ -13,6 +13,9 @@
 //! - [`stream`]: the streamed answers translated event by event, as state machines
 //!   that also report the usage they saw.
 //! - [`estimate`]: a request's size in tokens, estimated from its body.
+//! - [`client`]: the outbound HTTP client (rustls, the system's trust store, pooled
+//!   keep-alive connections, `HTTPS_PROXY` / `NO_PROXY`) and its errors, which tell a
+//!   call that never left from one that broke after it was sent.
 
 pub mod adapter;
 pub mod anthropic;

@@ -59,9 +59,11 @@ pub struct Index {
     pub names: Names,
 }
 
-/// Whether the server can check a provider actively: plain HTTP endpoints for now.
+/// Whether the server can check a provider actively: every `http://` and `https://`
+/// endpoint, which is every endpoint a policy can declare (only a hand-made bundle
+/// can name another kind).
 pub fn active_checks(p: &ProviderSpec) -> bool {
-    p.base_url.starts_with("http://")
+    p.base_url.starts_with("http://") || p.base_url.starts_with("https://")
 }
 
 fn by_name<'a, I: Ix>(names: impl Iterator<Item = &'a String>) -> HashMap<String, I> {

@@ -66,7 +66,7 @@ pub struct App {
     reloading: tokio::sync::Mutex<()>,
     /// the bundle in use came from `PUT /admin/bundle`, not from PATH
     pub from_admin: AtomicBool,
-    /// the outbound HTTP client of proxied calls
+    /// the one outbound client (health checks, provider calls): one connection pool
     pub upstream: Upstream,
 }
 
@@ -82,7 +82,6 @@ impl App {
         let shared = Shared::new(config.limits);
         let gateway = Gateway::new(bundle, None, Arc::clone(&shared));
         Arc::new(App {
-            upstream,
             config,
             current: arc_swap::ArcSwap::from_pointee(gateway),
             shared,
@@ -92,6 +91,7 @@ impl App {
             loaded_at_ms: Mutex::new(0),
             reloading: tokio::sync::Mutex::new(()),
             from_admin: AtomicBool::new(false),
+            upstream,
         })
     }
 

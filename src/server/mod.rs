@@ -36,11 +36,12 @@ pub fn run(config: Config, bundle: Bundle) -> Result<(), String> {
 }
 
 async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
+    // before listening: a trust store or proxy that cannot be used stops the start
+    let upstream = crate::proxy::client::Upstream::from_env()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let upstream = crate::proxy::client::Upstream::from_env()?;
     let app = App::new(config, bundle, upstream);
     if let Some(dir) = &app.config.state_dir {
         match persist::read(dir) {

@@ -1,23 +1,17 @@
-//! Active health checks: one `GET` to a provider's health endpoint with the check's
-//! timeout. A 2xx answer is healthy; anything else (status, refused connection,
-//! timeout) is a failure with its reason. API keys are read from the environment
-//! variable the policy names, at probe time, and never logged.
+//! Active health checks: one `GET` to a provider's health endpoint, `http://` or
+//! `https://`, through the proxy's outbound client, with the check's timeout. A 2xx
+//! answer is healthy; anything else (status, refused connection, TLS, timeout) is a
+//! failure with its reason. API keys are read from the environment variable the
+//! policy names, at probe time, and never logged.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::bundle::spec::{keyword, ProviderSpec};
-
-pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-pub fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
+use crate::proxy::client::Upstream;
 
 /// The URL a provider's checks request: `health_path` under `base_url`, else the
 /// models listing of its API.
@@ -27,7 +21,7 @@ pub fn url(p: &ProviderSpec) -> String {
 
 /// Sends one check. `Ok` with a description on a 2xx answer, `Err` with the reason.
 pub async fn check(
-    client: &HttpClient,
+    upstream: &Upstream,
     p: &ProviderSpec,
     timeout: Duration,
 ) -> Result<String, String> {
@@ -43,11 +37,11 @@ pub async fn check(
     }
     let req = req
         .header("user-agent", concat!("rulec/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::new())
+        .body(Full::new(Bytes::new()))
         .map_err(|e| format!("cannot build a request for `{url}`: {e}"))?;
     let call = async {
-        let resp = client
-            .request(req)
+        let resp = upstream
+            .send(req)
             .await
             .map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status();

@@ -29,7 +29,7 @@ pub fn status(app: &App) -> Json {
                 "consecutive_failures": inst.counters[usize::from(health::FAILURES.0)],
                 "failed_probes": inst.counters[usize::from(health::RETRIES.0)],
                 "next_probe_in_ms": inst.timer_at_ms.map(|t| t.saturating_sub(now)),
-                "active_checks": if !g.passive(p) { Json::from(probe::url(spec)) } else { Json::from("off: https endpoints are checked passively") },
+                "active_checks": if !g.passive(p) { Json::from(probe::url(spec)) } else { Json::from("off: the base url is not http(s); health comes from reported outcomes") },
                 "check": machine.and_then(|m| match &m.params {
                     Params::Health(h) => Some(json!({
                         "interval_ms": h.check.interval_ms,

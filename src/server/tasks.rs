@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::app::App;
-use super::probe::{self, HttpClient};
+use super::probe;
 use crate::machines::{health, EventKind, Params};
 use crate::runtime::gateway::{CheckResult, Effect, Gateway};
 use crate::runtime::stats::lock;
@@ -54,7 +54,8 @@ fn spawn_probe(
                 _ => None,
             })
             .unwrap_or(health::DEFAULT_CHECK_TIMEOUT_MS);
-        let result = probe::check(&client(), &spec, Duration::from_millis(timeout.max(1))).await;
+        let result =
+            probe::check(&app.upstream, &spec, Duration::from_millis(timeout.max(1))).await;
         // the answer goes to the gateway in use now, which may be a newer one
         let gateway = app.gateway();
         if let Some(p) = gateway.provider_ix(&provider) {
@@ -104,13 +105,6 @@ impl Drop for InFlight {
     }
 }
 
-fn client() -> HttpClient {
-    thread_local! {
-        static CLIENT: HttpClient = probe::client();
-    }
-    CLIENT.with(Clone::clone)
-}
-
 /// The supervisor: runs until the process ends.
 pub async fn supervise(app: Arc<App>) {
     let mut next_check: HashMap<String, u64> = HashMap::new();
@@ -134,7 +128,7 @@ pub async fn supervise(app: Arc<App>) {
             let spec = gateway.provider_spec(p);
             if gateway.passive(p) {
                 if warned.insert(spec.name.clone()) {
-                    tracing::warn!(provider = %spec.name, base_url = %spec.base_url, "no active health checks for https endpoints yet: health comes from reported outcomes");
+                    tracing::warn!(provider = %spec.name, base_url = %spec.base_url, "no active health checks for a base url that is not http(s): health comes from reported outcomes");
                 }
                 continue;
             }

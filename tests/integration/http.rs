@@ -28,6 +28,10 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Served`] waits for the server to start, or to refuse to.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The proxy every [`Served`] server is given for destinations off loopback: port 1
+/// of loopback, where nothing listens, so such calls fail at once.
+pub const NOWHERE_PROXY: &str = "http://127.0.0.1:1";
+
 /// The largest request or response head (start line plus headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -744,6 +748,17 @@ fn serve_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     }
     cmd.current_dir(root())
         .env_remove("NO_COLOR")
+        // every provider is health-checked, and served policies name public ones (the
+        // example does): a proxy where nothing listens takes every call that is not
+        // to loopback, so that no test ever reaches (or resolves) a public host
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("all_proxy")
+        .env_remove("no_proxy")
+        .env("ALL_PROXY", NOWHERE_PROXY)
+        .env("NO_PROXY", "127.0.0.0/8,localhost,::1")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

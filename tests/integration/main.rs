@@ -13,6 +13,7 @@ mod http;
 mod machines;
 mod metrics;
 mod props;
+mod proxy_client;
 mod proxy_translate;
 mod robustness;
 mod runtime_attempts;

@@ -58,6 +58,22 @@ fn load(path: &Path) -> Bundle {
     rulec::server::source::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `bundle` with `provider`'s endpoint one the server cannot check actively, rehashed.
+/// Every `http://` and `https://` endpoint is checked; no policy can declare another
+/// kind, only a hand-made bundle can: this is that bundle, for the scenarios of health
+/// that comes from reported outcomes alone.
+pub fn without_active_checks(mut bundle: Bundle, provider: &str) -> Bundle {
+    let spec = bundle
+        .content
+        .providers
+        .iter_mut()
+        .find(|p| p.name == provider)
+        .unwrap_or_else(|| panic!("no provider `{provider}` in the bundle"));
+    spec.base_url = format!("unix:/run/{provider}.sock");
+    bundle.hash = rulec::bundle::digest(&bundle.content);
+    bundle
+}
+
 /// A fresh gateway for fixture `name`, with the server's default limits.
 pub fn gateway(name: &str) -> Gateway {
     gateway_with(bundle(name), Limits::default())

@@ -5,9 +5,11 @@
 
 use serde_json::{json, Value};
 
+use rulec::runtime::gateway::Limits;
+
 use crate::runtime_common::{
-    bundle_edited, fail, failover, failover_event, gateway, gateway_with, health, kinds,
-    next_probe_at, provider, provider_event, reason, report, route, tick,
+    bundle, bundle_edited, fail, failover, failover_event, gateway, gateway_with, health, kinds,
+    next_probe_at, provider, provider_event, reason, report, route, tick, without_active_checks,
 };
 
 /// `health.yaml`'s recovery: linear backoff from 1 s, three probes.
@@ -165,7 +167,10 @@ fn a_dry_run_drill_changes_no_decision() {
 
 #[test]
 fn a_provider_without_active_checks_recovers_half_open_through_its_traffic() {
-    let g = gateway("health");
+    let g = gateway_with(
+        without_active_checks(bundle("health"), "edge"),
+        Limits::default(),
+    );
     let edge = json!({"tier": "edge"});
     let error = json!({"model": "outer", "outcome": "error", "error": "server_error"});
     let ok = json!({"model": "outer", "outcome": "success", "latency_ms": 300});
@@ -194,7 +199,7 @@ fn a_provider_without_active_checks_recovers_half_open_through_its_traffic() {
     assert_eq!(due, 1_002 + BACKOFF_MS);
     assert!(
         tick(&g, due).is_empty(),
-        "an https provider was to be probed"
+        "a provider without active checks was to be probed"
     );
     let p = provider(&g, "edge");
     assert_eq!(

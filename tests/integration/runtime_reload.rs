@@ -5,9 +5,11 @@
 
 use serde_json::json;
 
+use rulec::runtime::gateway::Limits;
+
 use crate::runtime_common::{
-    bundle, bundle_edited, close_window, fail, failover, gateway, health, kinds, next_probe_at,
-    pool, provider, reload, report, route, tick, windows,
+    bundle, bundle_edited, close_window, fail, failover, gateway, gateway_with, health, kinds,
+    next_probe_at, pool, provider, reload, report, route, tick, windows, without_active_checks,
 };
 
 #[test]
@@ -57,7 +59,10 @@ fn a_new_primary_starts_the_failover_machine_afresh_but_keeps_provider_health() 
 
 #[test]
 fn a_half_open_provider_that_can_now_be_checked_actively_is_probed_at_once() {
-    let old = gateway("health");
+    let old = gateway_with(
+        without_active_checks(bundle("health"), "edge"),
+        Limits::default(),
+    );
     for i in 0..3 {
         report(
             &old,
@@ -69,12 +74,8 @@ fn a_half_open_provider_that_can_now_be_checked_actively_is_probed_at_once() {
     assert!(tick(&old, due).is_empty());
     assert_eq!(health(&old, "edge"), "probing");
     assert_eq!(provider(&old, "edge")["healthy"], true);
-    let active = bundle_edited(
-        "health",
-        "edge-active",
-        &[("https://edge.example/v1", "http://127.0.0.1:9/v1")],
-    );
-    let g = reload(&old, active);
+    // the fixture as written: edge's https endpoint is checked actively
+    let g = reload(&old, bundle("health"));
     // no traffic decides for an actively checked provider: it waits for its probe
     assert_eq!(provider(&g, "edge")["healthy"], false);
     assert_eq!(tick(&g, due + 1), ["edge"]);
