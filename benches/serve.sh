@@ -199,6 +199,10 @@ run() {
 start_server bare "$TARGET_DIR/release/examples/bare_server" --listen 127.0.0.1:0
 bare_pid=$started_pid
 bare_port=$started_port
+# The example's providers are the public APIs, checked actively: a proxy that
+# nothing listens on keeps every check on this machine (they fail at once).
+export ALL_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.0/8,localhost,::1
+unset HTTPS_PROXY https_proxy HTTP_PROXY http_proxy
 # shellcheck disable=SC2086 # RULEC_ARGS is a list of words on purpose
 start_server rulec "$TARGET_DIR/release/rulec" serve rules/examples/gateway \
     --listen 127.0.0.1:0 $RULEC_ARGS
