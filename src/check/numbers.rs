@@ -270,7 +270,7 @@ fn providers(policy: &Policy, diags: &mut Vec<Diagnostic>) {
                 )
                 .primary_label(format!("first byte: {}", print::duration(first.value)))
                 .label(whole.span, format!("whole call: {}", print::duration(whole.value)))
-                .help("make `first_byte_timeout` shorter than `timeout`, or the whole call's timeout always fires first"),
+                .help("make `first_byte_timeout` no longer than `timeout`: as written, the whole call's timeout always fires first"),
             );
         }
     }
