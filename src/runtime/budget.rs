@@ -580,6 +580,14 @@ mod tests {
         assert_eq!((day, spent), (b.day_of(at("2024-01-16T12:00:00Z")), 0.0));
     }
 
+    /// A machine without `/usr/share/zoneinfo` falls back to the copy built in (the
+    /// `tzdb-bundle-always` feature): without it, a policy's zone would be unknown there.
+    #[test]
+    fn the_zone_database_is_built_in() {
+        let db = jiff::tz::TimeZoneDatabase::bundled();
+        assert!(db.get("Europe/Berlin").is_ok());
+    }
+
     #[test]
     fn times_outside_the_calendar_do_not_panic() {
         let b = berlin();
