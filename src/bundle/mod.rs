@@ -66,6 +66,8 @@ pub enum BundleError {
     Hash { expected: String, actual: String },
     /// the table's dimensions do not fit together
     Inconsistent(String),
+    /// the budget day's time zone is not in this machine's zone database
+    UnknownZone(String),
 }
 
 impl std::fmt::Display for BundleError {
@@ -79,6 +81,10 @@ impl std::fmt::Display for BundleError {
                 "the bundle's content does not match its hash (it says {expected}, the content hashes to {actual}): it was edited or corrupted after compiling"
             ),
             BundleError::Inconsistent(e) => write!(f, "the bundle's decision table is inconsistent: {e}"),
+            BundleError::UnknownZone(z) => write!(
+                f,
+                "the bundle's budget day follows the time zone `{z}`, which this machine's time zone database does not have: update the zone data (`TZDIR`, /usr/share/zoneinfo) or choose a zone it has"
+            ),
         }
     }
 }
@@ -183,6 +189,13 @@ fn validate(c: &Content) -> Result<(), BundleError> {
         return bad(format!("slot {s} is outside the request schema"));
     }
     c.machines.validate().map_err(BundleError::Inconsistent)?;
+    // the budget day must be computable here: a zone unknown to this machine would
+    // otherwise turn the day silently into another one
+    if let Some(zone) = c.budgets.as_ref().and_then(|b| b.time_zone.as_ref()) {
+        if jiff::tz::db().get(zone).is_err() {
+            return Err(BundleError::UnknownZone(zone.clone()));
+        }
+    }
     let models: std::collections::HashSet<&str> =
         c.models.iter().map(|m| m.name.as_str()).collect();
     for p in &c.pools {

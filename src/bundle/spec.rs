@@ -18,6 +18,13 @@ pub struct ProviderSpec {
     pub api_key_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
+    /// the most a whole call may take; left out when not set, so that bundles of
+    /// policies without it keep their bytes and hashes
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// the most a call may wait for the answer's first byte
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,7 +34,14 @@ pub struct ModelSpec {
     pub provider: String,
     pub model: String,
     pub max_tokens: u64,
+    /// the price the price ladder, the budget step and the cost windows compare
     pub cost_per_token: f64,
+    /// dollars per prompt token, when the policy sets it apart; see `Price::of`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_cost_per_token: Option<f64>,
+    /// dollars per answer token, when the policy sets it apart
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_cost_per_token: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<f64>,
     pub status: String,
@@ -85,12 +99,15 @@ pub struct BudgetSpec {
     /// dollars per session id
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost_per_session: Option<f64>,
-    /// dollars per UTC day
+    /// dollars per day, in `time_zone`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_daily_budget: Option<f64>,
     /// the lowest model quality a budget downgrade may go to
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality_threshold: Option<f64>,
+    /// the IANA zone whose midnight starts a budget day; UTC when not set
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +222,8 @@ pub fn providers(p: &Policy) -> Vec<ProviderSpec> {
             base_url: x.base_url.value.clone(),
             api_key_env: x.api_key_env.as_ref().map(|e| e.value.clone()),
             health_path: x.health_path.as_ref().map(|h| h.value.clone()),
+            timeout_ms: x.timeout.as_ref().map(|t| t.value.ms),
+            first_byte_timeout_ms: x.first_byte_timeout.as_ref().map(|t| t.value.ms),
         })
         .collect()
 }
@@ -218,6 +237,8 @@ pub fn models(p: &Policy) -> Vec<ModelSpec> {
             model: m.model_id.value.clone(),
             max_tokens: m.max_tokens.value.max(0.0) as u64,
             cost_per_token: m.cost_per_token.value,
+            input_cost_per_token: m.input_cost_per_token.as_ref().map(|c| c.value),
+            output_cost_per_token: m.output_cost_per_token.as_ref().map(|c| c.value),
             quality: m.quality.as_ref().map(|q| q.value),
             status: match m.status.value {
                 ModelStatus::Active => "active",
@@ -314,10 +335,12 @@ pub fn budgets(p: &Policy) -> Option<BudgetSpec> {
         max_cost_per_session: c.max_cost_per_session.as_ref().map(|v| v.value),
         max_daily_budget: c.max_daily_budget.as_ref().map(|v| v.value),
         quality_threshold: c.quality_threshold.as_ref().map(|v| v.value),
+        time_zone: c.time_zone.as_ref().map(|z| z.value.clone()),
     };
     (spec.max_cost_per_session.is_some()
         || spec.max_daily_budget.is_some()
-        || spec.quality_threshold.is_some())
+        || spec.quality_threshold.is_some()
+        || spec.time_zone.is_some())
     .then_some(spec)
 }
 

@@ -1,5 +1,6 @@
 //! The numbers of a policy: weights against members (E060), values out of range (E061),
-//! timeouts against intervals (E062), weight sums (W060), budgets against prices (W061),
+//! timeouts against intervals and against each other (E062), weight sums (W060), budgets
+//! against prices (W061),
 //! failover timeouts against latency thresholds (W062), quality floors (W064), pools
 //! without health checks (W065), prices that cannot be per token (W066) and inactive
 //! models in use (W070).
@@ -8,6 +9,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::policy::reader::missing_key;
 use crate::policy::{HealthCheck, Metric, Model, ModelStatus, Name, Policy, Spanned, Target};
 use crate::source::Span;
+use crate::syntax::print;
 
 use super::names::Symbols;
 
@@ -43,38 +45,57 @@ fn plain(x: f64) -> String {
     }
 }
 
+/// A model's prices with the keys they were written under: `cost_per_token`, and the
+/// input and output prices when given.
+fn model_prices(m: &Model) -> impl Iterator<Item = (&'static str, &Spanned<f64>)> {
+    [
+        ("cost_per_token", Some(&m.cost_per_token)),
+        ("input_cost_per_token", m.input_cost_per_token.as_ref()),
+        ("output_cost_per_token", m.output_cost_per_token.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(key, price)| price.map(|p| (key, p)))
+}
+
 /// W066: a per-token price no model has; it is almost always a per-1K or per-1M price.
 fn prices(policy: &Policy, diags: &mut Vec<Diagnostic>) {
     for m in &policy.models {
-        let price = m.cost_per_token.value;
-        if price <= MAX_PRICE_PER_TOKEN {
-            continue;
+        for (key, price) in model_prices(m) {
+            if let Some(d) = implausible_price(&m.name.value, key, price) {
+                diags.push(d);
+            }
         }
-        // the unit that turns it into a plausible price: per 1K first, then per 1M
-        let (unit, per_token) = if price / 1000.0 <= MAX_PRICE_PER_TOKEN {
-            ("1K", price / 1000.0)
-        } else {
-            ("1M", price / 1_000_000.0)
-        };
-        diags.push(
-            Diagnostic::new(
-                Code::PriceNotPerToken,
-                m.cost_per_token.span,
-                format!(
-                    "`cost_per_token` of `{}` is ${} per million tokens",
-                    m.name.value,
-                    plain(price * 1_000_000.0)
-                ),
-            )
-            .primary_label(format!("looks like a price per {unit} tokens"))
-            .help(format!(
-                "`cost_per_token` is the price of one token: for ${} per {unit} tokens write `cost_per_token: {}` (${} per million)",
-                plain(price),
-                plain(per_token),
-                plain(per_token * 1_000_000.0)
-            )),
-        );
     }
+}
+
+fn implausible_price(model: &str, key: &str, price: &Spanned<f64>) -> Option<Diagnostic> {
+    let (span, price) = (price.span, price.value);
+    if price <= MAX_PRICE_PER_TOKEN {
+        return None;
+    }
+    // the unit that turns it into a plausible price: per 1K first, then per 1M
+    let (unit, per_token) = if price / 1000.0 <= MAX_PRICE_PER_TOKEN {
+        ("1K", price / 1000.0)
+    } else {
+        ("1M", price / 1_000_000.0)
+    };
+    Some(
+        Diagnostic::new(
+            Code::PriceNotPerToken,
+            span,
+            format!(
+                "`{key}` of `{model}` is ${} per million tokens",
+                plain(price * 1_000_000.0)
+            ),
+        )
+        .primary_label(format!("looks like a price per {unit} tokens"))
+        .help(format!(
+            "`{key}` is the price of one token: for ${} per {unit} tokens write `{key}: {}` (${} per million)",
+            plain(price),
+            plain(per_token),
+            plain(per_token * 1_000_000.0)
+        )),
+    )
 }
 
 fn out_of_range(span: Span, message: String, label: &str) -> Diagnostic {
@@ -190,7 +211,9 @@ fn weight_sum(
 pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
     for m in &policy.models {
         positive(diags, &m.max_tokens, "`max_tokens`");
-        non_negative(diags, &m.cost_per_token, "`cost_per_token`");
+        for (key, price) in model_prices(m) {
+            non_negative(diags, price, &format!("`{key}`"));
+        }
         if let Some(q) = &m.quality {
             fraction(diags, q, "`quality`");
         }
@@ -211,11 +234,46 @@ pub fn check(policy: &Policy, syms: &Symbols<'_>, diags: &mut Vec<Diagnostic>) {
         }
     }
     prices(policy, diags);
+    providers(policy, diags);
     pools(policy, diags);
     failover(policy, diags);
     cost(policy, syms, diags);
     channels(policy, diags);
     inactive(policy, syms, diags);
+}
+
+/// A provider's timeouts: each longer than zero, and the first byte's no longer than
+/// the whole call's, or it could never be the one to fire.
+fn providers(policy: &Policy, diags: &mut Vec<Diagnostic>) {
+    for p in &policy.providers {
+        for (key, t) in [
+            ("timeout", &p.timeout),
+            ("first_byte_timeout", &p.first_byte_timeout),
+        ] {
+            if let Some(t) = t {
+                let what = format!("the `{key}` of provider `{}`", p.name.value);
+                nonzero_duration(diags, t, &what);
+            }
+        }
+        let (Some(first), Some(whole)) = (&p.first_byte_timeout, &p.timeout) else {
+            continue;
+        };
+        if first.value.ms > whole.value.ms {
+            diags.push(
+                Diagnostic::new(
+                    Code::TimingConflict,
+                    first.span,
+                    format!(
+                        "provider `{}` waits longer for the first byte than for the whole call",
+                        p.name.value
+                    ),
+                )
+                .primary_label(format!("first byte: {}", print::duration(first.value)))
+                .label(whole.span, format!("whole call: {}", print::duration(whole.value)))
+                .help("make `first_byte_timeout` no longer than `timeout`: as written, the whole call's timeout always fires first"),
+            );
+        }
+    }
 }
 
 fn pools(policy: &Policy, diags: &mut Vec<Diagnostic>) {

@@ -126,7 +126,7 @@ codes! {
     }
     InvalidValue = "E009" Error "invalid-value" {
         summary: "a typed value that does not parse",
-        what: "A duration (`30s`), rate (`10/min`), interval (`every 6h`), cron schedule (`0 8 * * *`), money amount, URL or environment variable name is malformed.",
+        what: "A duration (`30s`), rate (`10/min`), interval (`every 6h`), cron schedule (`0 8 * * *`), money amount, URL or environment variable name is malformed, or a `time_zone` is not a zone of the IANA time zone database (`Europe/Berlin`).",
         why: "These values drive timers and limits at run time; a malformed one must be caught before deployment.",
         fix: "Write the value in the syntax shown in the help.",
     }
@@ -270,15 +270,15 @@ codes! {
     }
     OutOfRange = "E061" Error "out-of-range" {
         summary: "a number outside the range that makes sense",
-        what: "A count, weight, price, interval or limit is zero or negative where it must be positive, or a fraction lies outside 0 to 1.",
+        what: "A count, weight, price, interval, timeout or limit is zero or negative where it must be positive, or a fraction lies outside 0 to 1.",
         why: "Zero concurrency, a negative price or an error rate above 100% cannot be executed meaningfully.",
         fix: "Use a value within the range given in the message.",
     }
     TimingConflict = "E062" Error "timing-conflict" {
         summary: "a timeout or interval that contradicts another",
-        what: "A health-check timeout is not shorter than its interval, or a cost window is checked less often than it is long.",
-        why: "Checks would overlap, or whole windows would pass unchecked.",
-        fix: "Make timeouts shorter than the interval they run in, and `check_interval` shorter than the window.",
+        what: "A health-check timeout is not shorter than its interval, a cost window is checked less often than it is long, or a provider's `first_byte_timeout` is longer than its `timeout`.",
+        why: "Checks would overlap, whole windows would pass unchecked, or a timeout could never fire: the whole call's timeout always comes first.",
+        fix: "Make timeouts shorter than the interval they run in, `check_interval` shorter than the window, and `first_byte_timeout` no longer than `timeout`.",
     }
     WeightsNotHundred = "W060" Warning "weights-not-percent" {
         summary: "weights that do not add up to 100",
@@ -318,7 +318,7 @@ codes! {
     }
     PriceNotPerToken = "W066" Warning "price-not-per-token" {
         summary: "a price per token that no model charges",
-        what: "A model's `cost_per_token` is above $0.001, i.e. above $1,000 per million tokens; the message says what it means per million tokens and which unit it was probably written in.",
+        what: "A model's `cost_per_token` (or `input_cost_per_token`, `output_cost_per_token`) is above $0.001, i.e. above $1,000 per million tokens; the message says what it means per million tokens and which unit it was probably written in.",
         why: "No published model costs that much (the dearest charge up to about $600 per million output tokens), so the number is almost always a price per 1K or per 1M tokens written as per token. Cost optimisation, budgets and cost windows would all be off by a factor of a thousand or a million.",
         fix: "Write the price of one token: $3 per million tokens is `cost_per_token: 0.000003`. The help gives the corrected value.",
     }

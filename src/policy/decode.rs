@@ -3,6 +3,7 @@
 
 use super::model::*;
 use super::reader::{missing_key, Ctx, MapReader};
+use crate::diag::suggest::did_you_mean;
 use crate::diag::{Code, Diagnostic};
 use crate::load::Node;
 use crate::source::Span;
@@ -104,6 +105,10 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
         let health_path = m
             .opt("health_path")
             .and_then(|n| ctx.string(n, "`health_path`"));
+        let timeout = m.opt("timeout").and_then(|n| duration(ctx, n, "`timeout`"));
+        let first_byte_timeout = m
+            .opt("first_byte_timeout")
+            .and_then(|n| duration(ctx, n, "`first_byte_timeout`"));
         m.finish(ctx);
         if let (Some(kind), Some(base_url)) = (kind, base_url) {
             out.push(Provider {
@@ -112,6 +117,8 @@ fn providers(ctx: &mut Ctx, node: &Node) -> Vec<Provider> {
                 base_url,
                 api_key_env,
                 health_path,
+                timeout,
+                first_byte_timeout,
             });
         }
     }
@@ -268,6 +275,12 @@ fn models(ctx: &mut Ctx, node: &Node) -> Vec<Model> {
         let cost = m
             .req(ctx, "cost_per_token", "0.000003")
             .and_then(|n| ctx.number(n, "`cost_per_token`"));
+        let input_cost_per_token = m
+            .opt("input_cost_per_token")
+            .and_then(|n| ctx.number(n, "`input_cost_per_token`"));
+        let output_cost_per_token = m
+            .opt("output_cost_per_token")
+            .and_then(|n| ctx.number(n, "`output_cost_per_token`"));
         let status = match m.opt("status") {
             Some(n) => ctx.keyword(
                 n,
@@ -300,6 +313,8 @@ fn models(ctx: &mut Ctx, node: &Node) -> Vec<Model> {
                 model_id,
                 max_tokens,
                 cost_per_token,
+                input_cost_per_token,
+                output_cost_per_token,
                 status,
                 capabilities,
                 quality,
@@ -507,6 +522,7 @@ fn cost_aware(ctx: &mut Ctx, key: &Node, node: &Node) -> Option<CostAware> {
                     constraints.quality_threshold = c
                         .opt("quality_threshold")
                         .and_then(|n| ctx.number(n, "`quality_threshold`"));
+                    constraints.time_zone = c.opt("time_zone").and_then(|n| time_zone(ctx, n));
                     c.finish(ctx);
                 }
             }
@@ -535,6 +551,33 @@ fn money(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Spanned<f64>> {
         return ctx.number(node, what);
     }
     ctx.typed(node, "an amount of money", syntax::parse_money)
+}
+
+/// An IANA time zone name (`Europe/Berlin`), spelt as the zone database spells it
+/// (names match without regard to case there). An unknown name gets the closest known.
+fn time_zone(ctx: &mut Ctx, node: &Node) -> Option<Name> {
+    let name = ctx.string(node, "`time_zone`")?;
+    let db = jiff::tz::db();
+    if let Ok(tz) = db.get(&name.value) {
+        let spelt = tz.iana_name().unwrap_or(&name.value).to_string();
+        return Some(Spanned::new(spelt, name.span));
+    }
+    let known: Vec<String> = db.available().map(|n| n.to_string()).collect();
+    let example = "an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`";
+    let help = match did_you_mean(&name.value, known.iter().map(String::as_str)) {
+        Some(dym) => format!("{dym} a time zone is {example}"),
+        None => format!("write {example}"),
+    };
+    ctx.push(
+        Diagnostic::new(
+            Code::InvalidValue,
+            node.span,
+            format!("`{}` is not a time zone", name.value),
+        )
+        .primary_label("unknown time zone")
+        .help(help),
+    );
+    None
 }
 
 /// A duration written `30s`; a bare number is refused because its unit is unknown.

@@ -64,6 +64,10 @@ pub struct Provider {
     pub base_url: Name,
     pub api_key_env: Option<Name>,
     pub health_path: Option<Name>,
+    /// the most a whole call to this provider may take, first byte to last
+    pub timeout: Option<Spanned<Duration>>,
+    /// the most a call may wait for the first byte of the answer
+    pub first_byte_timeout: Option<Spanned<Duration>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,7 +83,12 @@ pub struct Model {
     pub provider: Name,
     pub model_id: Name,
     pub max_tokens: Spanned<f64>,
+    /// the price the price ladder, the budget checks and the cost windows compare
     pub cost_per_token: Spanned<f64>,
+    /// the price of a prompt token, when it differs from `cost_per_token`
+    pub input_cost_per_token: Option<Spanned<f64>>,
+    /// the price of an answer token, when it differs from `cost_per_token`
+    pub output_cost_per_token: Option<Spanned<f64>>,
     pub status: Spanned<ModelStatus>,
     pub capabilities: Vec<Name>,
     pub quality: Option<Spanned<f64>>,
@@ -209,6 +218,8 @@ pub struct Constraints {
     pub max_cost_per_session: Option<Spanned<f64>>,
     pub max_daily_budget: Option<Spanned<f64>>,
     pub quality_threshold: Option<Spanned<f64>>,
+    /// the IANA zone whose midnight starts a new budget day; UTC when absent
+    pub time_zone: Option<Name>,
 }
 
 /// A cost-window metric. Values are in the unit the policy's thresholds are read in:

@@ -70,13 +70,14 @@ pub const ALL: &[Section] = &[
     },
     Section {
         path: "cost_aware.optimization.constraints",
-        holds: "budgets and the quality floor",
+        holds: "budgets, the budget day's time zone and the quality floor",
         aliases: &[
             "budget",
             "budgets",
             "max_daily_budget",
             "max_cost_per_session",
             "quality_threshold",
+            "time_zone",
         ],
     },
     Section {

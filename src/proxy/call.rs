@@ -28,6 +28,7 @@ use super::relay::{self, Relay};
 use super::sse;
 use super::stream::StreamError;
 use super::{anthropic, openai, translate, TokenUsage};
+use crate::bundle::spec::ProviderSpec;
 use crate::runtime::attempts::{
     Attempt, Attempts, Ended, Exhaustion, Outcome, Target, Usage, Verdict,
 };
@@ -792,19 +793,20 @@ struct Timeouts {
 }
 
 impl Timeouts {
-    fn of(
-        _spec: &crate::bundle::spec::ProviderSpec,
-        target: &Target<'_>,
-        settings: &Settings,
-    ) -> Timeouts {
-        let mut whole = settings.default_timeout;
+    /// The shortest that applies: the provider's `timeout` (else the server's
+    /// default) and the fallback's `timeout_ms` for the whole call; the provider's
+    /// `first_byte_timeout` (else the whole call's) for the first byte.
+    fn of(spec: &ProviderSpec, target: &Target<'_>, settings: &Settings) -> Timeouts {
+        let mut whole = spec
+            .timeout_ms
+            .map_or(settings.default_timeout, Duration::from_millis);
         if let Some(ms) = target.timeout_ms {
             whole = whole.min(Duration::from_millis(ms));
         }
-        Timeouts {
-            first_byte: whole,
-            whole,
-        }
+        let first_byte = spec
+            .first_byte_timeout_ms
+            .map_or(whole, |ms| Duration::from_millis(ms).min(whole));
+        Timeouts { first_byte, whole }
     }
 }
 

@@ -1,9 +1,9 @@
-//! Spending against the policy's budgets: dollars per UTC day and per session, from
+//! Spending against the policy's budgets: dollars per day and per session, from
 //! reported costs, and money held by reservations (calls in flight, at their worst
 //! case; see `reserve`). A spent budget makes the router downgrade; the day's total
-//! resets at midnight UTC. Sessions are bounded like affinity pins: past `capacity`
-//! the oldest are forgotten (money held for a session is kept apart: it is bounded by
-//! the calls in flight).
+//! resets at midnight UTC, or at midnight in the policy's `time_zone` (a [`DayClock`]).
+//! Sessions are bounded like affinity pins: past `capacity` the oldest are forgotten
+//! (money held for a session is kept apart: it is bounded by the calls in flight).
 //!
 //! Holding, releasing and settling take the day's lock and then the sessions' lock,
 //! and check and change both under them, so that concurrent reservations cannot
@@ -11,6 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 use super::stats::lock;
 
@@ -22,15 +26,16 @@ struct Sessions {
     held: HashMap<String, (f64, usize)>,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Daily {
-    /// UTC day number
+    /// the day number, by `clock`
     day: u64,
     /// dollars settled that day
     spent: f64,
     /// dollars held by live reservations, whatever day they were made
     held: f64,
     holds: usize,
+    clock: DayClock,
 }
 
 #[derive(Debug)]
@@ -40,7 +45,101 @@ pub struct Budgets {
     capacity: usize,
 }
 
+/// One UTC day; a zone's days are 23 or 25 hours long when its clocks change.
 pub const MS_PER_DAY: u64 = 86_400_000;
+
+/// The first day numbers count from.
+const EPOCH: Date = Date::constant(1970, 1, 1);
+
+/// How wall-clock time divides into budget days: the UTC day, or the calendar day of a
+/// time zone. A day's number is its date counted from 1970-01-01, whatever the zone, so
+/// that UTC's are `wall_ms / MS_PER_DAY` as they always were and a saved day number
+/// names the same date after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct DayClock {
+    /// `None` for UTC
+    zone: Option<TimeZone>,
+    /// the zone's day last computed: a zone's hot path compares two numbers, and
+    /// looks the zone up only when the time leaves that day
+    last: Option<DaySpan>,
+}
+
+/// A day of a zone and when it starts and ends, in wall ms: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DaySpan {
+    day: u64,
+    start: u64,
+    end: u64,
+}
+
+impl DayClock {
+    /// Days that start at midnight UTC.
+    pub fn utc() -> DayClock {
+        DayClock::default()
+    }
+
+    /// Days that start at midnight in the IANA zone `name` (`Europe/Berlin`); `None`
+    /// when the zone database does not have it.
+    pub fn zone(name: &str) -> Option<DayClock> {
+        let zone = jiff::tz::db().get(name).ok()?;
+        if zone == TimeZone::UTC {
+            return Some(DayClock::utc());
+        }
+        Some(DayClock {
+            zone: Some(zone),
+            last: None,
+        })
+    }
+
+    /// The zone's IANA name, `UTC` for UTC.
+    pub fn name(&self) -> &str {
+        self.zone
+            .as_ref()
+            .and_then(TimeZone::iana_name)
+            .unwrap_or("UTC")
+    }
+
+    /// The number of the day `wall_ms` falls on.
+    pub fn day(&mut self, wall_ms: u64) -> u64 {
+        let Some(zone) = &self.zone else {
+            return wall_ms / MS_PER_DAY;
+        };
+        if let Some(last) = self.last.filter(|d| (d.start..d.end).contains(&wall_ms)) {
+            return last.day;
+        }
+        match local_day(zone, wall_ms) {
+            Some(span) => {
+                self.last = Some(span);
+                span.day
+            }
+            // past the calendar's end (the year 9999): no budget lives that long
+            None => wall_ms / MS_PER_DAY,
+        }
+    }
+}
+
+/// The local day of `zone` that `wall_ms` falls in. Times before 1970 count as day 0.
+fn local_day(zone: &TimeZone, wall_ms: u64) -> Option<DaySpan> {
+    let at = Timestamp::from_millisecond(i64::try_from(wall_ms).ok()?).ok()?;
+    let date = zone.to_datetime(at).date();
+    let day = date
+        .duration_since(EPOCH)
+        .as_secs()
+        .div_euclid(86_400)
+        .max(0);
+    Some(DaySpan {
+        day: day as u64,
+        start: day_start(zone, date)?,
+        end: day_start(zone, date.tomorrow().ok()?)?,
+    })
+}
+
+/// When `date` starts in `zone`, in wall ms: its midnight, or the first moment after
+/// it where the clocks skip midnight (a gap resolves to its later side).
+fn day_start(zone: &TimeZone, date: Date) -> Option<u64> {
+    let at = zone.to_timestamp(date.to_datetime(Time::midnight())).ok()?;
+    Some(at.as_millisecond().max(0) as u64)
+}
 
 /// The limits a reservation must fit: the policy's `max_daily_budget` and
 /// `max_cost_per_session`, in dollars.
@@ -99,7 +198,30 @@ impl Budgets {
         }
     }
 
-    /// Adds a reported cost; `wall_ms` is wall-clock time (for the UTC day).
+    /// Sets the time zone whose midnight starts a budget day: UTC for `None`, or for a
+    /// zone the database lacks (a loaded bundle's zone was checked to exist). Setting
+    /// the zone in use again keeps its cached day. Today's spending stays today's
+    /// unless the new zone is already on another date.
+    pub fn set_zone(&self, zone: Option<&str>) {
+        let clock = zone.and_then(DayClock::zone).unwrap_or_default();
+        let mut d = lock(&self.daily);
+        if d.clock.name() != clock.name() {
+            d.clock = clock;
+        }
+    }
+
+    /// The zone budget days follow: its IANA name, `UTC` by default.
+    pub fn zone(&self) -> String {
+        lock(&self.daily).clock.name().to_string()
+    }
+
+    /// The number of the budget day `wall_ms` falls on (its date in the budgets' zone,
+    /// counted from 1970-01-01): what the ledger and the status page key a day by.
+    pub fn day_of(&self, wall_ms: u64) -> u64 {
+        lock(&self.daily).clock.day(wall_ms)
+    }
+
+    /// Adds a reported cost; `wall_ms` is wall-clock time (for the day).
     pub fn spend(&self, session: Option<&str>, dollars: f64, wall_ms: u64) {
         if !dollars.is_finite() || dollars <= 0.0 {
             return;
@@ -209,25 +331,15 @@ impl Budgets {
         unhold(&mut d, &mut t, session, held);
     }
 
-    /// Dollars spent today (UTC): settled money only.
+    /// Dollars spent today (in the budgets' zone): settled money only.
     pub fn today(&self, wall_ms: u64) -> f64 {
-        let d = lock(&self.daily);
-        if d.day == wall_ms / MS_PER_DAY {
-            d.spent
-        } else {
-            0.0
-        }
+        spent_on(&mut lock(&self.daily), wall_ms)
     }
 
     /// Today's settled dollars and the dollars held, read together.
     pub fn today_and_held(&self, wall_ms: u64) -> (f64, f64) {
-        let d = lock(&self.daily);
-        let spent = if d.day == wall_ms / MS_PER_DAY {
-            d.spent
-        } else {
-            0.0
-        };
-        (spent, d.held)
+        let mut d = lock(&self.daily);
+        (spent_on(&mut d, wall_ms), d.held)
     }
 
     /// Dollars held by reservations in flight, and how many there are.
@@ -294,9 +406,18 @@ impl Budgets {
     }
 }
 
-/// A new UTC day starts with nothing settled (held money stays held).
+/// The dollars settled on the day `wall_ms` falls on.
+fn spent_on(d: &mut Daily, wall_ms: u64) -> f64 {
+    if d.day == d.clock.day(wall_ms) {
+        d.spent
+    } else {
+        0.0
+    }
+}
+
+/// A new day starts with nothing settled (held money stays held).
 fn roll(d: &mut Daily, wall_ms: u64) {
-    let day = wall_ms / MS_PER_DAY;
+    let day = d.clock.day(wall_ms);
     if d.day != day {
         d.day = day;
         d.spent = 0.0;
@@ -375,5 +496,104 @@ mod tests {
             .expect_err("held counts");
         assert_eq!((e.spent, e.held), (0.0, 0.5));
         assert!(b.hold(None, f64::NAN, caps, 0).is_err());
+    }
+
+    /// Wall ms of an RFC 3339 instant, for readable zone tests.
+    fn at(instant: &str) -> u64 {
+        let t: Timestamp = instant.parse().expect("an instant");
+        t.as_millisecond() as u64
+    }
+
+    fn berlin() -> Budgets {
+        let b = Budgets::new(10);
+        b.set_zone(Some("Europe/Berlin"));
+        assert_eq!(b.zone(), "Europe/Berlin");
+        b
+    }
+
+    #[test]
+    fn utc_days_are_the_wall_clock_divided_by_a_day() {
+        let b = Budgets::new(10);
+        assert_eq!(b.zone(), "UTC");
+        let t = at("2024-07-15T23:30:00Z");
+        assert_eq!(b.day_of(t), t / MS_PER_DAY);
+        // a zone the database lacks, or `UTC` named, is the UTC day
+        b.set_zone(Some("Mars/Olympus_Mons"));
+        assert_eq!((b.zone(), b.day_of(t)), ("UTC".to_string(), t / MS_PER_DAY));
+        b.set_zone(Some("utc"));
+        assert_eq!((b.zone(), b.day_of(t)), ("UTC".to_string(), t / MS_PER_DAY));
+    }
+
+    #[test]
+    fn a_zone_day_starts_at_its_midnight_winter_and_summer() {
+        let b = berlin();
+        // winter (UTC+1): Berlin's 16 January starts at 23:00 UTC on the 15th
+        let jan15 = at("2024-01-15T12:00:00Z") / MS_PER_DAY;
+        assert_eq!(b.day_of(at("2024-01-15T22:59:59.999Z")), jan15);
+        assert_eq!(b.day_of(at("2024-01-15T23:00:00Z")), jan15 + 1);
+        // summer (UTC+2): at 22:00 UTC
+        let jul15 = at("2024-07-15T12:00:00Z") / MS_PER_DAY;
+        assert_eq!(b.day_of(at("2024-07-15T21:59:59.999Z")), jul15);
+        assert_eq!(b.day_of(at("2024-07-15T22:00:00Z")), jul15 + 1);
+        // the cached day does not hold a time before it
+        assert_eq!(b.day_of(at("2024-07-15T00:00:00Z")), jul15);
+        assert_eq!(b.day_of(at("2024-07-14T21:59:59.999Z")), jul15 - 1);
+    }
+
+    #[test]
+    fn days_when_the_clocks_change_are_23_and_25_hours_long() {
+        let b = berlin();
+        let day = |t: &str| b.day_of(at(t));
+        // 31 March 2024: 00:00 CET to 00:00 CEST is 23 hours
+        let mar31 = day("2024-03-30T23:00:00Z");
+        assert_eq!(day("2024-03-30T22:59:59.999Z"), mar31 - 1);
+        assert_eq!(day("2024-03-31T21:59:59.999Z"), mar31);
+        assert_eq!(day("2024-03-31T22:00:00Z"), mar31 + 1);
+        // 27 October 2024: 00:00 CEST to 00:00 CET is 25 hours
+        let oct27 = day("2024-10-26T22:00:00Z");
+        assert_eq!(day("2024-10-26T21:59:59.999Z"), oct27 - 1);
+        assert_eq!(day("2024-10-27T22:59:59.999Z"), oct27);
+        assert_eq!(day("2024-10-27T23:00:00Z"), oct27 + 1);
+        // São Paulo skipped midnight on 4 November 2018: the day began at 01:00 (03:00 UTC)
+        b.set_zone(Some("America/Sao_Paulo"));
+        let nov4 = at("2018-11-04T12:00:00Z") / MS_PER_DAY;
+        assert_eq!(b.day_of(at("2018-11-04T02:59:59.999Z")), nov4 - 1);
+        assert_eq!(b.day_of(at("2018-11-04T03:00:00Z")), nov4);
+    }
+
+    #[test]
+    fn spending_resets_at_the_zones_midnight_not_at_utcs() {
+        let b = berlin();
+        let caps = Caps {
+            daily: Some(1.0),
+            session: None,
+        };
+        b.spend(Some("s"), 0.75, at("2024-01-15T22:30:00Z"));
+        assert_eq!(b.today(at("2024-01-15T22:59:59.999Z")), 0.75);
+        assert!(b.hold(None, 0.5, caps, at("2024-01-15T22:59:00Z")).is_err());
+        // 23:00 UTC is still the 15th in UTC, but the 16th in Berlin
+        assert_eq!(b.today(at("2024-01-15T23:00:00Z")), 0.0);
+        let held = b.hold(None, 0.5, caps, at("2024-01-15T23:00:00Z"));
+        assert_eq!(held, Ok(0.5));
+        // days saved before a restart are the same dates in the zone
+        let (day, spent) = b.day();
+        assert_eq!((day, spent), (b.day_of(at("2024-01-16T12:00:00Z")), 0.0));
+    }
+
+    /// A machine without `/usr/share/zoneinfo` falls back to the copy built in (the
+    /// `tzdb-bundle-always` feature): without it, a policy's zone would be unknown there.
+    #[test]
+    fn the_zone_database_is_built_in() {
+        let db = jiff::tz::TimeZoneDatabase::bundled();
+        assert!(db.get("Europe/Berlin").is_ok());
+    }
+
+    #[test]
+    fn times_outside_the_calendar_do_not_panic() {
+        let b = berlin();
+        assert_eq!(b.day_of(0), 0);
+        assert_eq!(b.day_of(u64::MAX), u64::MAX / MS_PER_DAY);
+        b.set_zone(Some("America/New_York"));
+        assert_eq!(b.day_of(0), 0);
     }
 }

@@ -44,6 +44,9 @@ impl Gateway {
             .map(|_| OnceLock::new())
             .collect();
         let generation = shared.register(c.models.iter().map(|m| m.name.clone()).collect());
+        shared
+            .budgets
+            .set_zone(c.budgets.as_ref().and_then(|b| b.time_zone.as_deref()));
         let gateway = Gateway {
             bundle: Arc::new(bundle),
             shared,

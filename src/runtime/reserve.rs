@@ -6,9 +6,9 @@
 //!
 //! The worst case is the prompt's tokens, bounded by its bytes plus a few per message
 //! (no tokenizer makes more tokens than bytes), at the input price, plus the output's
-//! `max_tokens` at the output price. The policy has one `cost_per_token` per model
-//! today, so both prices are that; separate input and output prices come with the
-//! proxy, in [`Price::of`] alone.
+//! `max_tokens` at the output price: a model's `input_cost_per_token` and
+//! `output_cost_per_token`, each `cost_per_token` when the policy does not set it
+//! ([`Price::of`]).
 
 use std::sync::Arc;
 
@@ -31,10 +31,12 @@ pub struct Price {
 }
 
 impl Price {
+    /// The model's input and output prices; either one the policy leaves out is its
+    /// `cost_per_token`.
     pub fn of(model: &ModelSpec) -> Price {
         Price {
-            input: model.cost_per_token,
-            output: model.cost_per_token,
+            input: model.input_cost_per_token.unwrap_or(model.cost_per_token),
+            output: model.output_cost_per_token.unwrap_or(model.cost_per_token),
         }
     }
 }
@@ -145,7 +147,7 @@ impl Gateway {
     }
 
     /// Holds the worst-case cost of a call to `model` for `session`, at `wall_ms`
-    /// (for the UTC day); or says which limit it does not fit and what is left.
+    /// (for the budget's day); or says which limit it does not fit and what is left.
     pub fn reserve(
         &self,
         model: ModelIx,

@@ -92,7 +92,7 @@ impl Shared {
     pub fn reset_budgets(&self, wall_ms: u64) -> f64 {
         let before = self.budgets.reset();
         if let Some(log) = self.spend_log.get() {
-            log.reset(wall_ms / super::budget::MS_PER_DAY, wall_ms);
+            log.reset(self.budgets.day_of(wall_ms), wall_ms);
         }
         before
     }

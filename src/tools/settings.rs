@@ -141,6 +141,12 @@ fn flatten(p: &Policy) -> BTreeMap<String, String> {
         if let Some(h) = &pr.health_path {
             s.insert(format!("{k} health_path"), h.value.clone());
         }
+        if let Some(t) = &pr.timeout {
+            s.insert(format!("{k} timeout"), dur(t.value));
+        }
+        if let Some(t) = &pr.first_byte_timeout {
+            s.insert(format!("{k} first_byte_timeout"), dur(t.value));
+        }
     }
     for m in &p.models {
         let k = format!("model `{}`", m.name.value);
@@ -148,6 +154,12 @@ fn flatten(p: &Policy) -> BTreeMap<String, String> {
         s.insert(format!("{k} model"), m.model_id.value.clone());
         s.insert(format!("{k} max_tokens"), num(m.max_tokens.value));
         s.insert(format!("{k} cost_per_token"), num(m.cost_per_token.value));
+        if let Some(c) = &m.input_cost_per_token {
+            s.insert(format!("{k} input_cost_per_token"), num(c.value));
+        }
+        if let Some(c) = &m.output_cost_per_token {
+            s.insert(format!("{k} output_cost_per_token"), num(c.value));
+        }
         s.insert(format!("{k} status"), word(m.status.value));
         s.insert(format!("{k} capabilities"), names(&m.capabilities));
         if let Some(q) = &m.quality {
@@ -173,6 +185,9 @@ fn flatten(p: &Policy) -> BTreeMap<String, String> {
         }
         if let Some(v) = &k.quality_threshold {
             s.insert("quality_threshold".to_string(), num(v.value));
+        }
+        if let Some(z) = &k.time_zone {
+            s.insert("budget time_zone".to_string(), z.value.clone());
         }
         if let Some(w) = &c.switching {
             s.insert("cost window".to_string(), dur(w.window.value));

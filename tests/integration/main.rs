@@ -12,6 +12,7 @@ mod graphs;
 mod http;
 mod machines;
 mod metrics;
+mod policy_fields;
 mod props;
 mod proxy_client;
 mod proxy_translate;

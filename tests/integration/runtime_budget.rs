@@ -1,11 +1,16 @@
 //! Budgets in-process: a spent daily or session budget steps a decision down the
 //! price ladder to the cheapest model that can take it above the quality floor; the
-//! day's total resets at midnight UTC and by an operator's reset.
+//! day's total resets at midnight UTC (or in the policy's `time_zone`) and by an
+//! operator's reset; reservations price prompts and answers apart.
 
 use serde_json::json;
 
+use rulec::runtime::gateway::Limits;
+use rulec::runtime::reserve::WorstCase;
+
 use crate::runtime_common::{
-    fail, gateway, kinds, reason, report, reset_budgets, route, route_at, DAY_MS, NOON,
+    bundle_edited, fail, gateway, gateway_with, kinds, reason, reload, report, reserve,
+    reset_budgets, route, route_at, DAY_MS, NOON,
 };
 
 fn spend(g: &rulec::runtime::gateway::Gateway, dollars: f64, now: u64) {
@@ -128,4 +133,105 @@ fn a_spent_session_budget_steps_down_that_session_only() {
     );
     let anonymous = route(&g, json!({"tier": "pro"}), 70);
     assert!(kinds(&anonymous).is_empty(), "{anonymous}");
+}
+
+/// The `budget` fixture with its day in Berlin, written under the scratch folder `tag`.
+fn berlin(tag: &str) -> rulec::bundle::Bundle {
+    bundle_edited(
+        "budget",
+        tag,
+        &[(
+            "quality_threshold: 0.7",
+            "quality_threshold: 0.7\n      time_zone: Europe/Berlin",
+        )],
+    )
+}
+
+/// [`NOON`] is on 4 October 2024, in Berlin's summer time (UTC+2): Berlin's next day
+/// starts at 22:00 UTC, two hours before UTC's.
+const BERLIN_MIDNIGHT: u64 = (NOON / DAY_MS) * DAY_MS + 22 * 3_600_000;
+
+#[test]
+fn the_daily_budget_resets_at_midnight_in_the_policys_time_zone_not_at_utcs() {
+    let zoned = gateway_with(berlin("berlin-day"), Limits::default());
+    let utc = gateway("budget");
+    let pro = json!({"tier": "pro"});
+    for g in [&zoned, &utc] {
+        spend(g, 12.0, 0);
+        let d = route_at(g, pro.clone(), 1, BERLIN_MIDNIGHT - 1);
+        assert_eq!(kinds(&d), ["budget"], "{d}");
+    }
+    // Berlin's midnight: a new day there, while UTC's day still has two hours to go
+    let d = route_at(&zoned, pro.clone(), 2, BERLIN_MIDNIGHT);
+    assert_eq!(
+        (d["model"].as_str(), kinds(&d)),
+        (Some("big"), vec![]),
+        "{d}"
+    );
+    assert_eq!(zoned.shared.budgets.today(BERLIN_MIDNIGHT), 0.0);
+    let d = route_at(&utc, pro.clone(), 2, BERLIN_MIDNIGHT);
+    assert_eq!(kinds(&d), ["budget"], "{d}");
+    let utc_midnight = (NOON / DAY_MS + 1) * DAY_MS;
+    let d = route_at(&utc, pro, 3, utc_midnight);
+    assert!(kinds(&d).is_empty(), "{d}");
+    // the day's number is its date wherever the day is counted
+    assert_eq!(
+        zoned.shared.budgets.day_of(BERLIN_MIDNIGHT),
+        utc.shared.budgets.day_of(utc_midnight)
+    );
+}
+
+#[test]
+fn a_reload_that_sets_a_time_zone_moves_the_days_end() {
+    let utc = gateway("budget");
+    let pro = json!({"tier": "pro"});
+    spend(&utc, 12.0, 0);
+    let zoned = reload(&utc, berlin("berlin-reload"));
+    // the spending carries over: the reload happened on the same date in Berlin
+    let d = route_at(&zoned, pro.clone(), 1, BERLIN_MIDNIGHT - 1);
+    assert_eq!(kinds(&d), ["budget"], "{d}");
+    let d = route_at(&zoned, pro, 2, BERLIN_MIDNIGHT);
+    assert!(kinds(&d).is_empty(), "{d}");
+    assert_eq!(zoned.shared.budgets.zone(), "Europe/Berlin");
+}
+
+#[test]
+fn a_reservation_prices_the_prompt_and_the_answer_apart() {
+    let priced = bundle_edited(
+        "budget",
+        "prices",
+        &[
+            (
+                "cost_per_token: 0.00001,",
+                "cost_per_token: 0.00001, input_cost_per_token: 0.000002, output_cost_per_token: 0.00004,",
+            ),
+            (
+                "cost_per_token: 0.000003,",
+                "cost_per_token: 0.000003, output_cost_per_token: 0.000015,",
+            ),
+        ],
+    );
+    let g = gateway_with(priced, Limits::default());
+    // 1,000 bytes in 2 messages bound the prompt at 1,016 tokens; 500 tokens of answer
+    let worst = WorstCase {
+        prompt_bytes: 1000,
+        messages: 2,
+        max_output_tokens: 500,
+    };
+    let held = |model: &str| {
+        reserve(&g, model, None, &worst, 0)
+            .unwrap_or_else(|e| panic!("{model} refused: {e:?}"))
+            .amount()
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    let big = held("big");
+    assert!(close(big, 1016.0 * 0.000002 + 500.0 * 0.00004), "{big}");
+    // an input price left out is `cost_per_token`
+    let medium = held("medium");
+    assert!(
+        close(medium, 1016.0 * 0.000003 + 500.0 * 0.000015),
+        "{medium}"
+    );
+    let small = held("small");
+    assert!(close(small, 1516.0 * 0.000001), "{small}");
 }
