@@ -7,6 +7,7 @@ mod common;
 mod compile_props;
 mod compiler;
 mod docs;
+mod fake_llm;
 mod fixtures;
 mod graphs;
 mod http;
