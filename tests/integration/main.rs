@@ -16,6 +16,8 @@ mod metrics;
 mod policy_fields;
 mod props;
 mod proxy_client;
+mod proxy_common;
+mod proxy_faults;
 mod proxy_translate;
 mod robustness;
 mod runtime_attempts;

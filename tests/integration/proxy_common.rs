@@ -65,7 +65,7 @@ gateway:
 /// `rulec serve` on `policy` with the fakes' keys in the environment.
 pub fn serve(policy: &PathBuf, primary: &FakeLlm, backup: &FakeLlm, extra: &[&str]) -> Served {
     let path = policy.to_str().expect("a UTF-8 path");
-    let mut args = vec!["serve", path];
+    let mut args = vec![path];
     args.extend_from_slice(extra);
     Served::start(
         &args,

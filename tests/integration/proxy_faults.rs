@@ -45,7 +45,8 @@ fn assert_failed_over(s: &Setup, r: &Response) {
     assert_eq!(r.header("x-rulec-rule"), Some("chat"));
     assert_eq!(s.primary.completion_calls().len(), 1, "the failed target is not retried");
     assert_eq!(s.backup.completion_calls().len(), 1);
-    assert!(r.text().contains("hello from backup"), "{}", r.text());
+    // the backup fake signs its answer (split across chunks when streamed)
+    assert!(r.text().contains(" backup"), "{}", r.text());
 }
 
 fn fail_over_on(name: &str, fault: Fault, stream: bool) {
