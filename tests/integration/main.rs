@@ -15,6 +15,7 @@ mod machines;
 mod metrics;
 mod policy_fields;
 mod props;
+mod proxy_budget;
 mod proxy_client;
 mod proxy_common;
 mod proxy_faults;

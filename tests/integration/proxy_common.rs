@@ -69,7 +69,10 @@ pub fn serve(policy: &PathBuf, primary: &FakeLlm, backup: &FakeLlm, extra: &[&st
     args.extend_from_slice(extra);
     Served::start(
         &args,
-        &[(PRIMARY_KEY_ENV, primary.key()), (BACKUP_KEY_ENV, backup.key())],
+        &[
+            (PRIMARY_KEY_ENV, primary.key()),
+            (BACKUP_KEY_ENV, backup.key()),
+        ],
     )
 }
 

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::fake_llm::{FakeKind, FakeLlm, Fault};
 use crate::http::{get, Response};
-use crate::proxy_common::{chat, chat_body, message, serve, sse_data, two_provider_policy, TO_PRIMARY};
+use crate::proxy_common::{
+    chat, chat_body, message, serve, sse_data, two_provider_policy, TO_PRIMARY,
+};
 
 /// Timeouts of the primary provider in these tests: short, so that a slow fake is
 /// given up on quickly; generous next to a loopback answer.
@@ -43,7 +45,11 @@ fn assert_failed_over(s: &Setup, r: &Response) {
     assert_eq!(r.header("x-rulec-provider"), Some("second"));
     assert_eq!(r.header("x-rulec-attempts"), Some("2"));
     assert_eq!(r.header("x-rulec-rule"), Some("chat"));
-    assert_eq!(s.primary.completion_calls().len(), 1, "the failed target is not retried");
+    assert_eq!(
+        s.primary.completion_calls().len(),
+        1,
+        "the failed target is not retried"
+    );
     assert_eq!(s.backup.completion_calls().len(), 1);
     // the backup fake signs its answer (split across chunks when streamed)
     assert!(r.text().contains(" backup"), "{}", r.text());
@@ -63,13 +69,21 @@ fn a_500_fails_over() {
 
 #[test]
 fn a_slow_first_byte_fails_over_after_the_first_byte_timeout() {
-    fail_over_on("proxy-fault-first-byte", Fault::SlowFirstByte(Duration::from_secs(20)), false);
+    fail_over_on(
+        "proxy-fault-first-byte",
+        Fault::SlowFirstByte(Duration::from_secs(20)),
+        false,
+    );
 }
 
 #[test]
 fn a_call_slower_than_its_timeout_fails_over() {
     // the head comes at once, the body after the whole-call timeout
-    fail_over_on("proxy-fault-timeout", Fault::SlowBody(Duration::from_secs(20)), false);
+    fail_over_on(
+        "proxy-fault-timeout",
+        Fault::SlowBody(Duration::from_secs(20)),
+        false,
+    );
 }
 
 #[test]
@@ -84,12 +98,21 @@ fn a_closed_connection_fails_over() {
 
 #[test]
 fn a_stream_cut_before_its_first_byte_fails_over() {
-    let s = setup("proxy-fault-cut-before", FakeKind::OpenAi, FakeKind::Anthropic);
+    let s = setup(
+        "proxy-fault-cut-before",
+        FakeKind::OpenAi,
+        FakeKind::Anthropic,
+    );
     s.primary.script(vec![Fault::CutBeforeFirstByte]);
     let r = chat(s.server.port, &chat_body("auto", true), &[TO_PRIMARY]);
     assert_failed_over(&s, &r);
     let data = sse_data(&r.text());
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "{}",
+        r.text()
+    );
     assert!(!r.text().contains("\"error\""), "{}", r.text());
 }
 
@@ -115,7 +138,11 @@ fn a_429_fails_over_and_when_every_target_is_limited_the_client_gets_429_with_re
     s.backup.script(vec![Fault::rate_limited("7")]);
     let r = chat(s.server.port, &chat_body("auto", false), &[TO_PRIMARY]);
     assert_eq!(r.status, 429, "{}", r.text());
-    assert_eq!(r.header("retry-after"), Some("7"), "the last provider's wait");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("7"),
+        "the last provider's wait"
+    );
     assert_eq!(r.header("x-rulec-attempts"), Some("2"));
     // an Anthropic provider's error, in the OpenAI client's shape
     let body = r.json();
@@ -126,7 +153,11 @@ fn a_429_fails_over_and_when_every_target_is_limited_the_client_gets_429_with_re
 
 #[test]
 fn a_stream_cut_after_its_first_byte_ends_with_an_error_event_and_no_other_model() {
-    let s = setup("proxy-fault-cut-after", FakeKind::OpenAi, FakeKind::Anthropic);
+    let s = setup(
+        "proxy-fault-cut-after",
+        FakeKind::OpenAi,
+        FakeKind::Anthropic,
+    );
     s.primary.script(vec![Fault::CutAfterFirstByte]);
     let r = chat(s.server.port, &chat_body("auto", true), &[TO_PRIMARY]);
     assert_eq!(r.status, 200);
@@ -136,7 +167,11 @@ fn a_stream_cut_after_its_first_byte_ends_with_an_error_event_and_no_other_model
     let last: Value = serde_json::from_str(data.last().expect("events")).expect("JSON");
     assert!(last["error"]["message"].is_string(), "{}", r.text());
     assert!(!r.text().contains("[DONE]"), "{}", r.text());
-    assert_eq!(s.backup.completion_calls().len(), 0, "never switch mid-answer");
+    assert_eq!(
+        s.backup.completion_calls().len(),
+        0,
+        "never switch mid-answer"
+    );
 
     // the same for an Anthropic client: an `error` event
     s.primary.script(vec![Fault::CutAfterFirstByte]);
@@ -162,7 +197,11 @@ fn a_client_error_is_returned_not_failed_over() {
 
 #[test]
 fn an_answer_without_usage_is_served_and_settles_its_worst_case() {
-    let s = setup("proxy-fault-no-usage", FakeKind::OpenAi, FakeKind::Anthropic);
+    let s = setup(
+        "proxy-fault-no-usage",
+        FakeKind::OpenAi,
+        FakeKind::Anthropic,
+    );
     s.primary.script(vec![Fault::MissingUsage]);
     let r = chat(s.server.port, &chat_body("auto", false), &[TO_PRIMARY]);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -181,12 +220,22 @@ fn an_answer_without_usage_is_served_and_settles_its_worst_case() {
 #[test]
 fn when_every_provider_fails_the_client_gets_a_clear_error_listing_the_attempts() {
     let s = setup("proxy-fault-all", FakeKind::OpenAi, FakeKind::Anthropic);
-    s.primary.script(vec![Fault::SlowFirstByte(Duration::from_secs(20))]);
+    s.primary
+        .script(vec![Fault::SlowFirstByte(Duration::from_secs(20))]);
     s.backup.set_default(Fault::Refuse);
     let r = chat(s.server.port, &chat_body("auto", false), &[TO_PRIMARY]);
     assert_eq!(r.status, 502, "{}", r.text());
-    let message = r.json()["error"]["message"].as_str().unwrap_or_default().to_string();
-    assert!(message.contains("`primary` on `first`: no first byte in time"), "{message}");
-    assert!(message.contains("`backup` on `second`: could not connect"), "{message}");
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("`primary` on `first`: no first byte in time"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`backup` on `second`: could not connect"),
+        "{message}"
+    );
     assert_eq!(r.header("x-rulec-attempts"), Some("2"));
 }
