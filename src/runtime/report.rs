@@ -374,7 +374,7 @@ impl Gateway {
         if let (Some(log), Some(c)) = (self.shared.spend_log.get(), cost) {
             if c > 0.0 && c.is_finite() {
                 log.settled(&Settled {
-                    day: self.shared.budgets.day().0,
+                    day: self.shared.budgets.day_of(wall_ms),
                     wall_ms,
                     dollars: c,
                     session: session.as_deref(),

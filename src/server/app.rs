@@ -111,7 +111,7 @@ impl App {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Wall-clock milliseconds, for the UTC day of budgets.
+    /// Wall-clock milliseconds, for the day of budgets (UTC, or the policy's `time_zone`).
     pub fn wall_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

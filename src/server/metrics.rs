@@ -319,7 +319,7 @@ fn scrape(app: &App) -> Scrape {
     );
     o.family(
         "rulec_budget_spent_dollars",
-        "dollars spent today (UTC)",
+        "dollars spent today (the budget day: UTC, or the policy's time_zone)",
         MetricType::Gauge,
     )
     .push((
