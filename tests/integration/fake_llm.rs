@@ -49,7 +49,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum FakeKind {
     /// `POST /v1/chat/completions`, `GET /v1/models`, `Authorization: Bearer`.
     OpenAi,
-    /// `POST /v1/messages`, `GET /v1/models`, `x-api-key` and `anthropic-version`.
+    /// `POST /v1/messages`, `GET /v1/models`, `x-api-key` (or a bearer token, as the
+    /// official SDK sends it) and `anthropic-version`.
     Anthropic,
 }
 
@@ -283,7 +284,8 @@ impl FakeLlm {
         &self.state.name
     }
 
-    /// The key the fake expects: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+    /// The key the fake expects: `Authorization: Bearer <key>` (OpenAI), `x-api-key:
+    /// <key>` or the bearer token (Anthropic; check [`Call::header`] to tell which).
     pub fn key(&self) -> &str {
         &self.state.key
     }
@@ -542,7 +544,12 @@ fn check_headers(state: &State, call: &Call) -> Option<Response<Reply>> {
                 .then(|| error_reply(state.kind, 401, "incorrect api key provided"))
         }
         FakeKind::Anthropic => {
-            if call.header("x-api-key") != Some(state.key.as_str()) {
+            // the official SDK sends its key as a bearer token; other clients, the
+            // proxy among them, as `x-api-key`
+            let bearer = format!("Bearer {}", state.key);
+            let keyed = call.header("x-api-key") == Some(state.key.as_str())
+                || call.header("authorization") == Some(bearer.as_str());
+            if !keyed {
                 Some(error_reply(state.kind, 401, "invalid x-api-key"))
             } else if call.header("anthropic-version").is_none() {
                 Some(error_reply(
@@ -1420,6 +1427,16 @@ mod tests {
         assert_eq!(r.status, 400);
         assert!(r.text().contains("max_tokens"), "{}", r.text());
         assert_eq!(an.served(), 0);
+        // the official SDK's bearer token is accepted as well
+        let bearer = format!("Bearer {}", an.key());
+        let sdk = [
+            ("Authorization", bearer.as_str()),
+            ("anthropic-version", "2023-06-01"),
+        ];
+        let r =
+            request(an.port(), "POST", "/v1/messages", &sdk, bytes.as_bytes()).expect("an answer");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(an.served(), 1);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod http;
 mod machines;
 mod metrics;
 mod props;
+mod proxy_sdk;
 mod proxy_translate;
 mod robustness;
 mod runtime_attempts;
