@@ -87,8 +87,9 @@ impl FakeKind {
     }
 }
 
-/// How the fake answers one request. Scripted faults apply to completion requests
-/// in order; the default applies to every request once the script is used up.
+/// How the fake answers one request. Scripted faults apply to completion requests, in
+/// order; the default applies to the others, and to completions once the script is
+/// used up. A fault comes before the key check: a broken provider fails everyone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// No fault: the normal answer.
@@ -1681,6 +1682,35 @@ mod tests {
         drop(fake);
         let refused = TcpStream::connect(("127.0.0.1", port)).expect_err("refused");
         assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn a_fake_lives_and_dies_inside_an_async_test() {
+        let fake = FakeLlm::start(FakeKind::OpenAi);
+        fake.set_default(Fault::Refuse);
+        fake.set_default(Fault::None);
+        fake.resume();
+        let port = fake.port();
+        let body = openai_body(false, false);
+        let header = format!("Bearer {}", fake.key());
+        let answer = tokio::task::spawn_blocking(move || {
+            let bytes = body.to_string();
+            request(
+                port,
+                "POST",
+                "/v1/chat/completions",
+                &[("Authorization", header.as_str())],
+                bytes.as_bytes(),
+            )
+        })
+        .await
+        .expect("the client thread")
+        .expect("an answer");
+        assert_eq!(answer.status, 200);
+        assert_eq!(fake.served(), 1);
+        drop(fake); // must not block or panic inside the runtime
+        let refused = TcpStream::connect(("127.0.0.1", port));
+        assert!(refused.is_err());
     }
 
     #[test]
