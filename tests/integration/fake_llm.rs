@@ -49,7 +49,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum FakeKind {
     /// `POST /v1/chat/completions`, `GET /v1/models`, `Authorization: Bearer`.
     OpenAi,
-    /// `POST /v1/messages`, `GET /v1/models`, `x-api-key` and `anthropic-version`.
+    /// `POST /v1/messages`, `GET /v1/models`, `x-api-key` (or a bearer token, as the
+    /// official SDK sends it) and `anthropic-version`.
     Anthropic,
 }
 
@@ -86,8 +87,9 @@ impl FakeKind {
     }
 }
 
-/// How the fake answers one request. Scripted faults apply to completion requests
-/// in order; the default applies to every request once the script is used up.
+/// How the fake answers one request. Scripted faults apply to completion requests, in
+/// order; the default applies to the others, and to completions once the script is
+/// used up. A fault comes before the key check: a broken provider fails everyone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// No fault: the normal answer.
@@ -283,7 +285,8 @@ impl FakeLlm {
         &self.state.name
     }
 
-    /// The key the fake expects: `Authorization: Bearer <key>` or `x-api-key: <key>`.
+    /// The key the fake expects: `Authorization: Bearer <key>` (OpenAI), `x-api-key:
+    /// <key>` or the bearer token (Anthropic; check [`Call::header`] to tell which).
     pub fn key(&self) -> &str {
         &self.state.key
     }
@@ -542,7 +545,12 @@ fn check_headers(state: &State, call: &Call) -> Option<Response<Reply>> {
                 .then(|| error_reply(state.kind, 401, "incorrect api key provided"))
         }
         FakeKind::Anthropic => {
-            if call.header("x-api-key") != Some(state.key.as_str()) {
+            // the official SDK sends its key as a bearer token; other clients, the
+            // proxy among them, as `x-api-key`
+            let bearer = format!("Bearer {}", state.key);
+            let keyed = call.header("x-api-key") == Some(state.key.as_str())
+                || call.header("authorization") == Some(bearer.as_str());
+            if !keyed {
                 Some(error_reply(state.kind, 401, "invalid x-api-key"))
             } else if call.header("anthropic-version").is_none() {
                 Some(error_reply(
@@ -1420,6 +1428,16 @@ mod tests {
         assert_eq!(r.status, 400);
         assert!(r.text().contains("max_tokens"), "{}", r.text());
         assert_eq!(an.served(), 0);
+        // the official SDK's bearer token is accepted as well
+        let bearer = format!("Bearer {}", an.key());
+        let sdk = [
+            ("Authorization", bearer.as_str()),
+            ("anthropic-version", "2023-06-01"),
+        ];
+        let r =
+            request(an.port(), "POST", "/v1/messages", &sdk, bytes.as_bytes()).expect("an answer");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(an.served(), 1);
     }
 
     #[test]
@@ -1664,6 +1682,35 @@ mod tests {
         drop(fake);
         let refused = TcpStream::connect(("127.0.0.1", port)).expect_err("refused");
         assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn a_fake_lives_and_dies_inside_an_async_test() {
+        let fake = FakeLlm::start(FakeKind::OpenAi);
+        fake.set_default(Fault::Refuse);
+        fake.set_default(Fault::None);
+        fake.resume();
+        let port = fake.port();
+        let body = openai_body(false, false);
+        let header = format!("Bearer {}", fake.key());
+        let answer = tokio::task::spawn_blocking(move || {
+            let bytes = body.to_string();
+            request(
+                port,
+                "POST",
+                "/v1/chat/completions",
+                &[("Authorization", header.as_str())],
+                bytes.as_bytes(),
+            )
+        })
+        .await
+        .expect("the client thread")
+        .expect("an answer");
+        assert_eq!(answer.status, 200);
+        assert_eq!(fake.served(), 1);
+        drop(fake); // must not block or panic inside the runtime
+        let refused = TcpStream::connect(("127.0.0.1", port));
+        assert!(refused.is_err());
     }
 
     #[test]

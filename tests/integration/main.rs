@@ -19,6 +19,7 @@ mod proxy_budget;
 mod proxy_client;
 mod proxy_common;
 mod proxy_faults;
+mod proxy_sdk;
 mod proxy_translate;
 mod robustness;
 mod runtime_attempts;
