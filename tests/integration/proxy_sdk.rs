@@ -1,13 +1,10 @@
 //! The official OpenAI and Anthropic Python SDKs against `rulec serve` as an LLM proxy
 //! (issue 9): two fake providers (one of each kind, [`crate::fake_llm`]), a policy
 //! with a model on each, the server with client keys, and `tests/python/sdk_check.py`
-//! run by the Python of `RULEC_SDK_PYTHON` (a venv with `tests/python/requirements.txt`;
-//! `bash .ci/run` makes one). Without that variable the test is skipped with a line
-//! saying so, unless `RULEC_REQUIRE_SDK=1`, as CI sets it, makes that a failure.
-//!
-//! NEEDS THE PROXY: this fails until `rulec serve` answers `/v1/chat/completions` and
-//! `/v1/messages`. Run it with
-//! `RULEC_SDK_PYTHON=target/sdk-venv/bin/python cargo test --test integration proxy_sdk`.
+//! run by the Python of `RULEC_SDK_PYTHON`, else of `target/sdk-venv` (a venv with
+//! `tests/python/requirements.txt`, which `bash .ci/run` makes). Without either the
+//! test is skipped with a line saying so — unless `RULEC_REQUIRE_SDK=1` or `CI` is
+//! set (as `.ci/run` sets it), which makes that a failure.
 
 use std::io::Read;
 use std::path::Path;
@@ -36,22 +33,27 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The Python to run the SDKs with, or `None` to skip (after saying so).
 fn sdk_python() -> Option<String> {
-    match std::env::var("RULEC_SDK_PYTHON") {
-        Ok(python) if !python.trim().is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("RULEC_REQUIRE_SDK").as_deref() != Ok("1"),
-                "RULEC_REQUIRE_SDK=1 but RULEC_SDK_PYTHON is not set: point it at a python \
-                 with tests/python/requirements.txt installed (bash .ci/run makes target/sdk-venv)"
-            );
-            eprintln!(
-                "sdk tests skipped: set RULEC_SDK_PYTHON to a python with \
-                 tests/python/requirements.txt installed (e.g. target/sdk-venv/bin/python, \
-                 made by bash .ci/run)"
-            );
-            None
+    if let Ok(python) = std::env::var("RULEC_SDK_PYTHON") {
+        if !python.trim().is_empty() {
+            return Some(python);
         }
     }
+    let venv = root().join("target/sdk-venv/bin/python");
+    if venv.exists() {
+        return Some(venv.to_string_lossy().into_owned());
+    }
+    let required = std::env::var("RULEC_REQUIRE_SDK").as_deref() == Ok("1")
+        || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "the SDK tests are required here (CI or RULEC_REQUIRE_SDK=1), but there is no \
+         target/sdk-venv and RULEC_SDK_PYTHON is not set: bash .ci/run makes the venv"
+    );
+    eprintln!(
+        "sdk tests skipped: no target/sdk-venv; make it with `python3 -m venv target/sdk-venv && \
+         target/sdk-venv/bin/pip install -r tests/python/requirements.txt`, or set RULEC_SDK_PYTHON"
+    );
+    None
 }
 
 /// One model on each fake; `code_generation` goes to the Anthropic one, everything
