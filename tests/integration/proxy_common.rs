@@ -4,7 +4,7 @@
 #![allow(dead_code, reason = "shared by the proxy's test modules")]
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -63,7 +63,7 @@ gateway:
 }
 
 /// `rulec serve` on `policy` with the fakes' keys in the environment.
-pub fn serve(policy: &PathBuf, primary: &FakeLlm, backup: &FakeLlm, extra: &[&str]) -> Served {
+pub fn serve(policy: &Path, primary: &FakeLlm, backup: &FakeLlm, extra: &[&str]) -> Served {
     let path = policy.to_str().expect("a UTF-8 path");
     let mut args = vec![path];
     args.extend_from_slice(extra);
