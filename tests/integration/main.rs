@@ -10,6 +10,7 @@ mod docs;
 mod fixtures;
 mod graphs;
 mod http;
+mod ledger;
 mod machines;
 mod metrics;
 mod props;
