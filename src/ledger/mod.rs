@@ -37,9 +37,10 @@ use writer::Counters;
 /// The ledger's file in the state directory.
 pub const FILE: &str = "ledger.redb";
 
-/// Changes queued before producers must wait for the writer (about a second of the
-/// gateway's busiest report rate).
-const CAPACITY: usize = 65_536;
+/// Changes queued before producers must wait for the writer: a few hundred ms of its
+/// work at most, so that an overloaded gateway waits for the ledger rather than
+/// letting the window a `kill -9` can lose grow.
+const CAPACITY: usize = 16_384;
 
 /// How long a producer waits for room in a full queue before the change is refused
 /// (and logged as lost): long enough to ride out a slow fsync, short enough that a
@@ -298,6 +299,11 @@ impl Ledger {
 
 impl SpendLog for Ledger {
     fn settled(&self, spend: &Settled<'_>) {
+        // the budgets count no such amount, and JSON cannot store it
+        if !spend.dollars.is_finite() {
+            tracing::warn!(dollars = %spend.dollars, model = spend.model, "the ledger skips a cost that is not a number");
+            return;
+        }
         self.queue(Entry::from_settled(spend));
     }
 
@@ -487,7 +493,15 @@ mod tests {
             (0.25, 0.0)
         );
 
+        // the next UTC day starts from nothing; sessions are not per day
+        let tomorrow = Budgets::new(10);
+        let r = again.restore_into(&tomorrow, 8, 10).expect("restores");
+        assert_eq!((r.spent, r.sessions), (Some(0.0), 2));
+        assert_eq!(tomorrow.day(), (8, 0.0));
+        assert_eq!(tomorrow.session("old"), 0.5);
+
         spend(&*again, 7, 1.0, None, "big");
+        spend(&*again, 7, f64::NAN, None, "big");
         again.flush().expect("flushes");
         let entries = again.entries(0, 10).expect("reads");
         assert_eq!(

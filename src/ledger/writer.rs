@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::queue::{Message, Queue};
 use super::record::Entry;
 use super::store::Store;
+use super::LedgerError;
 
 /// How long after a failed commit the batch is tried again (sooner with new work).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -61,7 +62,11 @@ fn commit(store: &Store, pending: &mut Vec<Entry>, counters: &Counters) -> Resul
         return Ok(());
     }
     let started = std::time::Instant::now();
-    match store.commit(pending) {
+    // redb asserts on some storage failures; the writer must outlive them to say so
+    let committed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(pending)))
+            .unwrap_or_else(|_| Err(LedgerError::Storage("the database panicked".into())));
+    match committed {
         Ok(n) => {
             tracing::debug!(
                 entries = n,
