@@ -28,6 +28,9 @@
 //! - [`runtime`]: stage 8, a loaded bundle and its live state, clock-free and
 //!   synchronous: decisions, reports, pools, budgets, leases, the machines driven by
 //!   `step`.
+//! - [`ledger`]: the spend ledger in `--state-dir`: every settled cost in an embedded
+//!   redb database, committed in batches by one writer thread, and the totals the
+//!   budgets are restored from.
 //! - [`server`]: stage 9, `rulec serve`: tokio + hyper, the HTTP API, timers, reloads,
 //!   drain, persistence.
 //! - [`proxy`]: the LLM proxy's ground: the OpenAI and Anthropic wire formats, their
@@ -41,6 +44,7 @@ pub mod compile;
 pub mod diag;
 pub mod driver;
 pub mod graph;
+pub mod ledger;
 pub mod lint;
 pub mod load;
 pub mod machines;

@@ -1,6 +1,7 @@
 //! Stage 9: `rulec serve`. A tokio + hyper HTTP/1.1 server around the run time: the
 //! decision and report API, status, metrics, health and readiness, hot reload
-//! (SIGHUP, file changes, the admin API) and a bounded drain on SIGTERM.
+//! (SIGHUP, file changes, the admin API), a bounded drain on SIGTERM, and with
+//! `--state-dir` the saved live state and the spend ledger.
 
 pub mod app;
 pub mod http;
@@ -24,6 +25,9 @@ use tokio::signal::unix::{signal, SignalKind};
 pub use app::{App, Config};
 
 use crate::bundle::Bundle;
+use crate::ledger::Ledger;
+use crate::runtime::budget::MS_PER_DAY;
+use crate::runtime::spend::SpendLog;
 
 /// Runs the server until SIGTERM or SIGINT; `Err` for what stops it from starting.
 /// Prints `listening on http://ADDR` on standard output once it accepts connections.
@@ -53,6 +57,10 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
             Err(e) => tracing::warn!("{e}; starting with fresh state"),
         }
     }
+    let ledger = match &app.config.state_dir {
+        Some(dir) => Some(open_ledger(&app, dir)?),
+        None => None,
+    };
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let mut int =
@@ -115,7 +123,55 @@ async fn serve(config: Config, bundle: Bundle) -> Result<(), String> {
             Err(e) => tracing::error!(dir = %dir.display(), "cannot save live state: {e}"),
         }
     }
+    if let Some(ledger) = ledger {
+        flush_ledger(ledger).await;
+    }
     Ok(())
+}
+
+/// Opens the spend ledger in `dir`, puts today's spending and the sessions' back into
+/// the budgets (over what `state.json` said: the ledger is the authority for money),
+/// and hands it every settled cost from now on.
+fn open_ledger(app: &App, dir: &std::path::Path) -> Result<Arc<Ledger>, String> {
+    let ledger = Ledger::open(dir).map_err(|e| e.to_string())?;
+    let wall_ms = app.wall_ms();
+    let restored = ledger
+        .restore_into(
+            &app.shared.budgets,
+            wall_ms / MS_PER_DAY,
+            app.config.limits.session_capacity,
+        )
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        file = %ledger.path().display(),
+        day = restored.day,
+        spent = restored.spent.unwrap_or(0.0),
+        calls = restored.calls,
+        sessions = restored.sessions,
+        new = restored.spent.is_none(),
+        "restored spend from the ledger"
+    );
+    let log: Arc<dyn SpendLog> = ledger.clone();
+    if !app.shared.spend_log.install(log) {
+        return Err("a spend log is already installed".into());
+    }
+    Ok(ledger)
+}
+
+/// Waits (off the runtime's threads) until every settled cost is committed.
+async fn flush_ledger(ledger: Arc<Ledger>) {
+    let flushing = Arc::clone(&ledger);
+    let flushed = tokio::task::spawn_blocking(move || flushing.flush()).await;
+    let stats = ledger.stats();
+    match flushed {
+        Ok(Ok(())) => tracing::info!(
+            committed = stats.committed,
+            refused = stats.refused,
+            "flushed the ledger"
+        ),
+        Ok(Err(e)) => tracing::error!("cannot flush the ledger: {e}"),
+        Err(e) => tracing::error!("cannot flush the ledger: {e}"),
+    }
 }
 
 /// SIGTERM: `/readyz` turns 503 at once; connections are still taken for the

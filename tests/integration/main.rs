@@ -11,6 +11,7 @@ mod fake_llm;
 mod fixtures;
 mod graphs;
 mod http;
+mod ledger;
 mod machines;
 mod metrics;
 mod policy_fields;
