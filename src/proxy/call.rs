@@ -293,6 +293,7 @@ impl<'g, H: Host> Run<'g, H> {
                     })?;
                     g.reserve(m, session.as_deref(), &call.worst, self.host.wall_ms())
                         .map_err(|r| ProxyError::from(r.to_error()))?
+                        .for_decision(&decision.decision_id)
                 }
             };
             let finished = self.attempt(&target, call, meta).await;

@@ -355,20 +355,21 @@ impl Gateway {
             ),
             (None, None) => (None, None),
         };
-        let (session, source) = match billing {
+        let (session, decision, source) = match billing {
             Billing::Spend { session } => {
                 if let Some(c) = cost {
                     self.shared.budgets.spend(session, c, wall_ms);
                 }
-                (session.map(str::to_string), SpendSource::Report)
+                (session.map(str::to_string), None, SpendSource::Report)
             }
             Billing::Settle(r) => {
                 if cost.is_none() && o.error.is_none() {
                     (cost, cost_from) = (Some(r.amount()), Some("reservation"));
                 }
                 let session = r.session().map(str::to_string);
+                let decision = r.decision().map(str::to_string);
                 r.settle(cost.unwrap_or(0.0), wall_ms);
-                (session, SpendSource::Proxy)
+                (session, decision, SpendSource::Proxy)
             }
         };
         if let (Some(log), Some(c)) = (self.shared.spend_log.get(), cost) {
@@ -380,7 +381,7 @@ impl Gateway {
                     session: session.as_deref(),
                     model: &model_name,
                     provider: &provider_name,
-                    decision: None,
+                    decision: decision.as_deref(),
                     source,
                 });
             }

@@ -72,6 +72,8 @@ pub struct Reservation {
     session: Option<String>,
     amount: f64,
     model: ModelIx,
+    /// the decision the call belongs to, for the spend log
+    decision: Option<String>,
     live: bool,
 }
 
@@ -83,6 +85,17 @@ impl Reservation {
 
     pub fn session(&self) -> Option<&str> {
         self.session.as_deref()
+    }
+
+    /// Names the decision the call belongs to, so that its settled cost is logged
+    /// against it.
+    pub fn for_decision(mut self, id: &str) -> Reservation {
+        self.decision = Some(id.to_string());
+        self
+    }
+
+    pub fn decision(&self) -> Option<&str> {
+        self.decision.as_deref()
     }
 
     /// The model it was made for.
@@ -165,6 +178,7 @@ impl Gateway {
             session: session.map(str::to_string),
             amount,
             model,
+            decision: None,
             live: true,
         })
     }

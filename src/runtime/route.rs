@@ -131,10 +131,9 @@ impl Gateway {
             .map_err(|r| r.to_error())?;
 
         self.pin_session(&plan, chosen, session, now_ms);
-        Ok((
-            self.decide(plan, chosen, slot, &chain, session, now_ms),
-            reservation,
-        ))
+        let decision = self.decide(plan, chosen, slot, &chain, session, now_ms);
+        let reservation = reservation.for_decision(&decision.decision_id);
+        Ok((decision, reservation))
     }
 
     /// Step 2 for a model the client named: it replaces the table's target.
