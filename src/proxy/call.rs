@@ -347,13 +347,7 @@ impl<'g, H: Host> Run<'g, H> {
                 "bundle_inconsistent",
                 format!("provider `{}` is not in the bundle", target.provider),
             );
-            return Finished::failed(
-                Outcome::Status {
-                    code: 500,
-                    retry_after_ms: None,
-                },
-                e,
-            );
+            return Finished::failed(status_only(500), e);
         };
         let spec = g.provider_spec(p);
         let outbound = match adapter::build(
@@ -370,23 +364,11 @@ impl<'g, H: Host> Run<'g, H> {
                     "untranslatable",
                     format!("model `{}` cannot take this request: {e}", target.model),
                 );
-                return Finished::failed(
-                    Outcome::Status {
-                        code: 400,
-                        retry_after_ms: None,
-                    },
-                    e,
-                );
+                return Finished::failed(status_only(400), e);
             }
             Err(BuildError::Settings(m)) => {
                 let e = ProxyError::own(500, "provider_settings", m);
-                return Finished::failed(
-                    Outcome::Status {
-                        code: 500,
-                        retry_after_ms: None,
-                    },
-                    e,
-                );
+                return Finished::failed(status_only(500), e);
             }
         };
         let timeouts = Timeouts::of(spec, target, &self.settings);
@@ -500,13 +482,7 @@ impl<'g, H: Host> Run<'g, H> {
                         target.provider
                     ),
                 );
-                Finished::failed(
-                    Outcome::Status {
-                        code: 502,
-                        retry_after_ms: None,
-                    },
-                    e,
-                )
+                Finished::failed(status_only(502), e)
             }
         }
     }
@@ -832,6 +808,14 @@ fn partial_usage(body: &ClientBody, forwarded: u64) -> Usage {
     }
 }
 
+/// An error status without `Retry-After`.
+fn status_only(code: u16) -> Outcome {
+    Outcome::Status {
+        code,
+        retry_after_ms: None,
+    }
+}
+
 fn describe(o: &Outcome) -> String {
     match o {
         Outcome::Success { .. } => "answered".into(),
@@ -862,22 +846,10 @@ fn stream_failure(target: &Target<'_>, e: &StreamError) -> (Outcome, ProxyError)
         format!("provider `{}`: {e}", target.provider),
     );
     let outcome = match e {
-        StreamError::Upstream { kind, .. } if kind.contains("rate_limit") => Outcome::Status {
-            code: 429,
-            retry_after_ms: None,
-        },
-        StreamError::Upstream { kind, .. } if kind.contains("overloaded") => Outcome::Status {
-            code: 529,
-            retry_after_ms: None,
-        },
-        StreamError::Upstream { .. } => Outcome::Status {
-            code: 500,
-            retry_after_ms: None,
-        },
-        StreamError::Malformed(_) => Outcome::Status {
-            code: 502,
-            retry_after_ms: None,
-        },
+        StreamError::Upstream { kind, .. } if kind.contains("rate_limit") => status_only(429),
+        StreamError::Upstream { kind, .. } if kind.contains("overloaded") => status_only(529),
+        StreamError::Upstream { .. } => status_only(500),
+        StreamError::Malformed(_) => status_only(502),
         StreamError::Truncated => Outcome::StreamCut {
             after_first_byte: false,
         },
