@@ -68,6 +68,8 @@ pub struct App {
     pub from_admin: AtomicBool,
     /// the one outbound client (health checks, provider calls): one connection pool
     pub upstream: Upstream,
+    /// the spend ledger in `--state-dir`, once opened
+    pub ledger: std::sync::OnceLock<Arc<crate::ledger::Ledger>>,
 }
 
 /// The outcome of a reload that was not refused.
@@ -92,6 +94,7 @@ impl App {
             reloading: tokio::sync::Mutex::new(()),
             from_admin: AtomicBool::new(false),
             upstream,
+            ledger: std::sync::OnceLock::new(),
         })
     }
 

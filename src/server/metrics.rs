@@ -350,5 +350,27 @@ fn scrape(app: &App) -> Scrape {
         Vec::new(),
         Value::Count(s.leases_expired.load(Ordering::Relaxed)),
     ));
+    if let Some(ledger) = app.ledger.get() {
+        let l = ledger.stats();
+        let entries = o.family(
+            "rulec_ledger_entries",
+            "changes to the spend ledger, by result (committed; refused: lost after waiting for room, each logged)",
+            MetricType::Counter,
+        );
+        entries.push((
+            vec![("result", "committed".to_string())],
+            Value::Count(l.committed),
+        ));
+        entries.push((
+            vec![("result", "refused".to_string())],
+            Value::Count(l.refused),
+        ));
+        o.family(
+            "rulec_ledger_failed_commits",
+            "spend ledger transactions that failed (retried with their entries)",
+            MetricType::Counter,
+        )
+        .push((Vec::new(), Value::Count(l.failed_commits)));
+    }
     o
 }

@@ -26,7 +26,6 @@ pub use app::{App, Config};
 
 use crate::bundle::Bundle;
 use crate::ledger::Ledger;
-use crate::runtime::budget::MS_PER_DAY;
 use crate::runtime::spend::SpendLog;
 
 /// Runs the server until SIGTERM or SIGINT; `Err` for what stops it from starting.
@@ -138,7 +137,7 @@ fn open_ledger(app: &App, dir: &std::path::Path) -> Result<Arc<Ledger>, String> 
     let restored = ledger
         .restore_into(
             &app.shared.budgets,
-            wall_ms / MS_PER_DAY,
+            app.shared.budgets.day_of(wall_ms),
             app.config.limits.session_capacity,
         )
         .map_err(|e| e.to_string())?;
@@ -152,7 +151,7 @@ fn open_ledger(app: &App, dir: &std::path::Path) -> Result<Arc<Ledger>, String> 
         "restored spend from the ledger"
     );
     let log: Arc<dyn SpendLog> = ledger.clone();
-    if !app.shared.spend_log.install(log) {
+    if !app.shared.spend_log.install(log) || app.ledger.set(Arc::clone(&ledger)).is_err() {
         return Err("a spend log is already installed".into());
     }
     Ok(ledger)

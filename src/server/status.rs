@@ -129,6 +129,18 @@ pub fn status(app: &App) -> Json {
         "cost_windows": windows,
         "failover": failover,
         "budgets": budgets,
+        "ledger": app.ledger.get().map(|l| {
+            let s = l.stats();
+            json!({
+                "file": l.path().display().to_string(),
+                "queued": s.queued,
+                "committed": s.committed,
+                "commits": s.commits,
+                "waited": s.waited,
+                "refused": s.refused,
+                "failed_commits": s.failed_commits,
+            })
+        }),
         "leases": g.shared.leases.len(),
         "last_refused_reload": refusal.map(|r| json!({"source": r.source, "error": r.error, "age_ms": now.saturating_sub(r.at_ms), "superseded_by": r.superseded_by})),
     })

@@ -174,4 +174,27 @@ fn settled_spend_survives_kill_9_during_traffic() {
         (restored - settled).abs() < 1e-9,
         "settled ${settled}, restored ${restored}"
     );
+    // the ledger shows in the status and the metrics
+    let r = chat(server.port, &chat_body("auto", false), &[TO_PRIMARY]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            get(server.port, "/v1/status").json()["ledger"]["committed"].as_u64() >= Some(1)
+        }),
+        "{}",
+        get(server.port, "/v1/status").json()["ledger"]
+    );
+    let ledger = get(server.port, "/v1/status").json()["ledger"].clone();
+    assert!(
+        ledger["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("ledger.redb")),
+        "{ledger}"
+    );
+    assert_eq!(ledger["refused"], 0, "{ledger}");
+    let metrics = get(server.port, "/metrics").text();
+    assert!(
+        metrics.contains("rulec_ledger_entries_total{result=\"committed\"}"),
+        "{metrics}"
+    );
 }
