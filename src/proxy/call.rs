@@ -9,6 +9,7 @@
 //! and, for a stream, goes on relaying into the body. So a client that goes away does
 //! not cut the bookkeeping short: the attempt in flight is still recorded and settled.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{HeaderMap, Response, StatusCode};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -24,7 +27,7 @@ use super::adapter::{self, BuildError, DEFAULT_MAX_TOKENS};
 use super::body::{AnyBody, ChannelBody};
 use super::client::Upstream;
 use super::front::{self, ClientBody, Front, ProxyError, AUTO};
-use super::relay::{self, Relay};
+use super::relay::{self, Relay, UsageCounts};
 use super::sse;
 use super::stream::StreamError;
 use super::{anthropic, openai, translate, TokenUsage};
@@ -921,27 +924,51 @@ async fn read_limited(body: Incoming, max: usize, deadline: Instant) -> Result<B
     }
 }
 
+/// What an OpenAI answer passed through to an OpenAI client is read for: that it is
+/// a chat completion (the fields `openai::ChatResponse` requires) and its usage. The
+/// answer goes to the client as it came, so the rest is skipped, not built: building
+/// all of it (`openai::ChatResponse`, whose flattened fields are buffered) was a
+/// seventh of the proxy's instructions per plain call in `benches/proxy.sh`.
+#[derive(Deserialize)]
+struct PassedAnswer<'a> {
+    #[serde(borrow, rename = "id")]
+    _id: Cow<'a, str>,
+    #[serde(borrow, rename = "model")]
+    _model: Cow<'a, str>,
+    #[serde(rename = "choices")]
+    _choices: Vec<PassedChoice>,
+    #[serde(default)]
+    usage: Option<UsageCounts>,
+}
+
+#[derive(Deserialize)]
+struct PassedChoice {
+    #[serde(rename = "message")]
+    _message: IgnoredAny,
+}
+
 /// A provider's whole answer for the client: passed through as it came when the
 /// formats agree, else translated; with the usage it reports.
 fn answer_for(
     client: Front,
     provider: Front,
-    bytes: &[u8],
+    bytes: &Bytes,
 ) -> Result<(Bytes, Option<TokenUsage>), String> {
     match (provider, client) {
-        (Front::OpenAi, _) => {
+        (Front::OpenAi, Front::OpenAi) => {
+            let r: PassedAnswer<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            Ok((bytes.clone(), r.usage.map(TokenUsage::from)))
+        }
+        (Front::OpenAi, Front::Anthropic) => {
             let r: openai::ChatResponse =
                 serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
             let usage = r.usage.as_ref().map(TokenUsage::from);
-            let out = match client {
-                Front::OpenAi => Bytes::copy_from_slice(bytes),
-                Front::Anthropic => Bytes::from(
-                    serde_json::to_vec(
-                        &translate::openai_to_anthropic_response(r).map_err(|e| e.to_string())?,
-                    )
-                    .map_err(|e| e.to_string())?,
-                ),
-            };
+            let out = Bytes::from(
+                serde_json::to_vec(
+                    &translate::openai_to_anthropic_response(r).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?,
+            );
             Ok((out, usage))
         }
         (Front::Anthropic, _) => {
@@ -949,7 +976,7 @@ fn answer_for(
                 serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
             let usage = Some(TokenUsage::from(&r.usage));
             let out = match client {
-                Front::Anthropic => Bytes::copy_from_slice(bytes),
+                Front::Anthropic => bytes.clone(),
                 Front::OpenAi => Bytes::from(
                     serde_json::to_vec(&translate::anthropic_to_openai_response(r, unix_seconds()))
                         .map_err(|e| e.to_string())?,
@@ -1043,6 +1070,39 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after_ms(&h), None);
+    }
+
+    #[test]
+    fn a_passed_through_answer_is_checked_and_its_usage_read() {
+        let answer = Bytes::from_static(
+            br#"{"id":"c","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":2}},"service_tier":"default"}"#,
+        );
+        let (out, usage) = answer_for(Front::OpenAi, Front::OpenAi, &answer).expect("an answer");
+        assert_eq!(out, answer, "passed through as it came");
+        assert_eq!(
+            usage,
+            Some(TokenUsage {
+                input_tokens: 12,
+                output_tokens: 5
+            })
+        );
+        let no_usage = Bytes::from_static(br#"{"id":"c","model":"m","choices":[]}"#);
+        let (_, usage) = answer_for(Front::OpenAi, Front::OpenAi, &no_usage).expect("an answer");
+        assert_eq!(usage, None);
+        for not_a_completion in [
+            &br#"{"id":"c","model":"m","choi"#[..],
+            br#"{"id":"c","model":"m"}"#,
+            br#"{"id":"c","model":"m","choices":[{"index":0}]}"#,
+            br#"{"id":7,"model":"m","choices":[]}"#,
+            br#"{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":"many"}}"#,
+        ] {
+            let bytes = Bytes::copy_from_slice(not_a_completion);
+            assert!(
+                answer_for(Front::OpenAi, Front::OpenAi, &bytes).is_err(),
+                "{}",
+                String::from_utf8_lossy(not_a_completion)
+            );
+        }
     }
 
     #[test]
