@@ -36,8 +36,9 @@
 # Lines starting with `#` are comments. oha's JSON outputs are kept in $OUT_DIR.
 #
 # Run from anywhere:   bash benches/proxy.sh
-# Needs oha (cargo install oha --locked), jq (apt-get install -y jq) and Linux (/proc). Wants an idle machine: the
-# load generator, rulec and the upstream share its cores.
+# Needs oha (cargo install oha --locked), jq (apt-get install -y jq) and Linux
+# (/proc). Wants an idle machine: the load generator, rulec and the upstream share
+# its cores.
 # Environment:
 #   REQUESTS             requests of each one-at-a-time run (default 20000)
 #   LOAD_REQUESTS        requests of each 32-concurrent run (default 60000)
