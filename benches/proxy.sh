@@ -36,8 +36,9 @@
 # Lines starting with `#` are comments. oha's JSON outputs are kept in $OUT_DIR.
 #
 # Run from anywhere:   bash benches/proxy.sh
-# Needs oha (cargo install oha --locked) and Linux (/proc). Wants an idle machine: the
-# load generator, rulec and the upstream share its cores.
+# Needs oha (cargo install oha --locked), jq (apt-get install -y jq) and Linux
+# (/proc). Wants an idle machine: the load generator, rulec and the upstream share
+# its cores.
 # Environment:
 #   REQUESTS             requests of each one-at-a-time run (default 20000)
 #   LOAD_REQUESTS        requests of each 32-concurrent run (default 60000)
@@ -48,7 +49,8 @@
 #   RULEC_ARGS           extra arguments for `rulec serve`, split on spaces (default none)
 #   OUT_DIR              where oha's outputs go (default target/proxy-bench)
 #   CARGO_TARGET_DIR     honoured, as cargo does
-# Exit codes: 0 done (whatever the aims say), 1 a server or a run failed, 2 oha missing.
+# Exit codes: 0 done (whatever the aims say), 1 a server or a run failed, 2 oha or jq
+# missing.
 
 set -euo pipefail
 
